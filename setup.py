@@ -15,7 +15,7 @@ setup(
     extras_require={
         "torch": ["torch==2.13.0", HOROVOD],
         "examples": ["matplotlib>=3.8"],
-        "dev": ["pytest>=8", "pytest-timeout>=2.3", "matplotlib>=3.8"],
+        "dev": ["pytest>=8", "pytest-timeout>=2.3", "hypothesis>=6", "matplotlib>=3.8"],
     },
     entry_points={"console_scripts": ["crpsgd-hvd=crpsgd_hvd.cli:main"]},
     classifiers=[

@@ -47,9 +47,11 @@ class CommunicationAccounting:
 
     def record_allreduce(self, payload_bytes):
         """Count one collective call that carried ``payload_bytes`` from this worker."""
+        bytes_sent = ring_allreduce_bytes(payload_bytes, self.num_workers)  # validates first
+
         self.allreduce_calls += 1
         self.payload_bytes += payload_bytes
-        self.bytes_sent += ring_allreduce_bytes(payload_bytes, self.num_workers)
+        self.bytes_sent += bytes_sent
 
     def record_round(self, samples):
         """Count one completed round in which this worker used ``samples`` samples."""

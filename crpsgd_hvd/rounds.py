@@ -57,6 +57,9 @@ def next_round_batch(schedule: BatchSchedule, budget: int, state: RoundState,
         state: the completed rounds.
         leftover (str): ``"drop"`` or ``"final_round"`` (see the module docs).
     """
+    budget = check_budget(schedule, budget)
+    check_choice("leftover", leftover, LEFTOVER_POLICIES)
+
     batch = schedule.batch(state.rounds + 1)
     if state.samples + batch <= budget:
         return batch

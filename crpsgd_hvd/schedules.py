@@ -194,11 +194,16 @@ class GeometricSchedule(BatchSchedule):
         return t
 
     def _uncapped(self, t):
-        approx = self.b1 * self.rho ** (t - 1)
-        nearest = round(approx)
-        # Far from an integer the float floor is already exact; near one, only
-        # rational arithmetic decides which side of the integer the value lies.
-        if abs(approx - nearest) > 1e-6 * max(1.0, approx):
+        try:
+            approx = self.b1 * self.rho ** (t - 1)
+        except OverflowError:
+            approx = math.inf
+        # The float power and the float rho each err by about one part in 1e16
+        # per factor, so the relative error stays below (t + 16) * 1e-15. Away
+        # from an integer by more than that, the float floor is exact; closer,
+        # only rational arithmetic decides which side of the integer we are on.
+        tolerance = approx * (t + 16) * 1e-15
+        if math.isfinite(approx) and abs(approx - round(approx)) > tolerance:
             return math.floor(approx)
         exact = self._rho_exact ** (t - 1) * self.b1
         return exact.numerator // exact.denominator
