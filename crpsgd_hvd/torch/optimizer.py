@@ -1,0 +1,329 @@
+"""Algorithm 1 (CR-PSGD) around ``horovod.torch.DistributedOptimizer``.
+
+Each communication round t, every worker computes the mean gradient of B_t
+samples of its own shard as micro-batches of at most ``micro_batch_size``
+samples. Their gradients accumulate locally, each weighted by its share of
+B_t, and Horovod's optimizer allreduces once, when the last micro-batch's
+backward pass is done. The wrapped ``torch.optim`` optimizer then steps once.
+
+The per-round count of micro-batches changes as B_t grows, so the wrapper
+resets Horovod's ``backward_passes_per_step`` at the start of each round.
+All trainable parameters form one Horovod group, so each round's gradients
+leave in one grouped allreduce, which Horovod fuses into one collective while
+the gradients fit in its fusion buffer (``HOROVOD_FUSION_THRESHOLD``,
+128 MiB by default).
+"""
+
+import dataclasses
+import logging
+from typing import Optional, Tuple
+
+import horovod.torch as hvd
+import torch
+
+from crpsgd_hvd._validation import check_choice, check_int, check_real
+from crpsgd_hvd.accounting import CommunicationAccounting
+from crpsgd_hvd.plan import make_plan
+from crpsgd_hvd.rounds import LEFTOVER_POLICIES, RoundState, check_budget, micro_batch_sizes, next_round_batch
+from crpsgd_hvd.schedules import BatchSchedule
+
+__all__ = ["CRPSGD", "RoundResult", "RoundSpec"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class RoundSpec:
+    """What the next round needs from the training loop.
+
+    Attributes:
+        round (int): t, 1-based.
+        batch_size (int): B_t, samples this worker must process in the round.
+        micro_batch_sizes (tuple of int): the sizes of the micro-batches, in
+            order; they sum to B_t and all but the last equal ``micro_batch_size``.
+    """
+
+    round: int
+    batch_size: int
+    micro_batch_sizes: Tuple[int, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class RoundResult:
+    """A completed round.
+
+    Attributes:
+        round (int): t.
+        batch_size (int): B_t per worker.
+        loss (float): this worker's mean loss over its B_t samples, before the
+            step. Only the gradients are averaged across workers, so other
+            ranks see other values.
+        samples (int): per-worker samples consumed through this round.
+        accounting (dict): the counters after this round.
+    """
+
+    round: int
+    batch_size: int
+    loss: float
+    samples: int
+    accounting: dict
+
+
+class CRPSGD:
+    r"""Run Algorithm 1 of the CR-PSGD paper with a growing per-worker batch.
+
+    .. math::
+
+        g_t = \frac{1}{N} \sum_{i=1}^{N} \frac{1}{B_t} \sum_{j=1}^{B_t} \nabla F(x_t; \zeta_{t,i,j}),
+        \qquad x_{t+1} = \mathrm{step}(x_t, g_t)
+
+    Key: N workers; B_t the schedule's batch of round t; zeta_{t,i,j} the j-th
+    sample of worker i in round t; ``step`` the wrapped optimizer's update
+    (x - gamma g for plain SGD, with momentum and weight decay as configured).
+
+    Use it from a loop of your own::
+
+        crpsgd = CRPSGD(model, torch.optim.SGD(model.parameters(), lr=0.1),
+                        GeometricSchedule(b1=2, rho=1.1), budget=10_000, micro_batch_size=256)
+        while (spec := crpsgd.next_round()) is not None:
+            for size in spec.micro_batch_sizes:
+                inputs, targets = next_samples(size)          # from this worker's shard
+                crpsgd.backward(loss_fn(model(inputs), targets), size)
+            crpsgd.step()
+
+    or let :func:`crpsgd_hvd.torch.fit` run that loop with a progress bar.
+
+    Args:
+        model (torch.nn.Module): the model; its trainable parameters are
+            broadcast from ``root_rank`` unless ``broadcast=False``.
+        optimizer (torch.optim.Optimizer): a plain optimizer over the model's
+            parameters (not already a Horovod ``DistributedOptimizer``).
+            Horovod builds a new optimizer object over its parameter groups:
+            use :attr:`optimizer` afterwards, for learning-rate schedulers too.
+        schedule (BatchSchedule): per-worker batch B_t.
+        budget (int): T, stochastic gradients per worker, >= B1.
+        micro_batch_size (int): the most samples per forward/backward pass, >= 1.
+        leftover (str): ``"drop"`` the T - S(R(T)) samples the last full
+            round cannot use, as the paper does, or spend them in a
+            ``"final_round"``. Default: ``"drop"``.
+        compression: Horovod compression, e.g. ``hvd.Compression.fp16``.
+            Default: none.
+        op: ``hvd.Average`` (default) or ``hvd.Sum``. Adasum is rejected
+            because it does not average, so the round's gradient would not
+            be the mean over the global batch.
+        process_set: Horovod process set whose ranks take part. Default: all.
+        gradient_predivide_factor (float): as in Horovod: divide by this
+            before the sum and by size / factor after. Default: 1.0.
+        broadcast (bool): broadcast parameters and optimizer state from
+            ``root_rank`` now. Default: True.
+        root_rank (int): rank whose initial state everyone takes. Default: 0.
+
+    Raises:
+        ValueError: for an invalid argument; the message names it.
+        RuntimeError: if Horovod is not initialised.
+
+    Note:
+        The hook that triggers the allreduce counts backward passes per
+        parameter, so every backward pass on the model's parameters inside a
+        round must go through :meth:`backward`. A parameter that receives no
+        gradient in a round (unused in the forward pass) makes Horovod fall
+        back to one allreduce per tensor for that round; ``accounting``
+        counts those calls in ``allreduce_calls``.
+    """
+
+    def __init__(self, model, optimizer, schedule: BatchSchedule, budget, *, micro_batch_size,
+                 leftover="drop", compression=None, op=None, process_set=None,
+                 gradient_predivide_factor=1.0, broadcast=True, root_rank=0):
+        if not hvd.is_initialized():
+            raise RuntimeError("Horovod is not initialised: call horovod.torch.init() before CRPSGD(...)")
+        check_arguments(model, optimizer, schedule)
+        self.model = model
+        self.schedule = schedule
+        self.budget = check_budget(schedule, budget)
+        self.micro_batch_size = check_int("micro_batch_size", micro_batch_size, minimum=1)
+        self.leftover = check_choice("leftover", leftover, LEFTOVER_POLICIES)
+        self.compression = hvd.Compression.none if compression is None else compression
+        self.op = hvd.Average if op is None else op
+        check_choice("op", self.op, (hvd.Average, hvd.Sum))
+        self.process_set = hvd.global_process_set if process_set is None else process_set
+        self.gradient_predivide_factor = check_real(
+            "gradient_predivide_factor", gradient_predivide_factor, greater_than=0.0)
+
+        named = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+        if not named:
+            raise ValueError("model has no parameters with requires_grad=True, so there is nothing to train")
+        self.optimizer = hvd.DistributedOptimizer(
+            optimizer, named_parameters=named, compression=self.compression, op=self.op,
+            gradient_predivide_factor=self.gradient_predivide_factor,
+            groups=[[p for _, p in named]], process_set=self.process_set)
+        self._count_allreduces()
+
+        self.num_workers = self.process_set.size()
+        num_params = sum(p.numel() for _, p in named)
+        self.plan = make_plan(schedule, self.budget, self.num_workers, num_params,
+                              self._wire_bytes_per_param(named[0][1]), self.leftover)
+        self.state = RoundState()
+        self.accounting = CommunicationAccounting(num_workers=self.num_workers)
+        self._round: Optional[RoundSpec] = None
+        self._micro_batches_done = 0
+        self._loss_sum = None
+
+        if broadcast:
+            self.broadcast_state(root_rank)
+        if hvd.rank() == root_rank:
+            logger.info("CR-PSGD plan: %d rounds, %d samples per worker of budget %d, %d workers "
+                        "(classical PSGD at batch %d: %d rounds)", self.plan.num_rounds,
+                        self.plan.samples_per_worker, self.budget, self.num_workers,
+                        schedule.first_batch, self.plan.psgd_rounds)
+
+    def broadcast_state(self, root_rank=0):
+        """Give every rank the parameters and optimizer state of ``root_rank``."""
+        root_rank = check_int("root_rank", root_rank, minimum=0)
+        # Horovod initialises an empty optimizer state with a zero-gradient
+        # step, which weight decay turns into a real update; a fresh optimizer
+        # has nothing to send, so that step is skipped unless the root has state.
+        root_has_state = hvd.broadcast_object(len(self.optimizer.state_dict()["state"]) > 0,
+                                              root_rank=root_rank, name="crpsgd.root_has_state")
+        if root_has_state:
+            hvd.broadcast_optimizer_state(self.optimizer, root_rank=root_rank)
+        # Parameters go last so they overwrite whatever that zero step changed.
+        hvd.broadcast_parameters(self.model.state_dict(), root_rank=root_rank)
+
+    def next_round(self) -> Optional[RoundSpec]:
+        """Start the next round and return what it needs, or None when the budget is spent."""
+        if self._round is not None:
+            raise RuntimeError(f"round {self._round.round} is still open: call step() after its "
+                               f"{len(self._round.micro_batch_sizes)} micro-batches before next_round()")
+
+        batch = next_round_batch(self.schedule, self.budget, self.state, self.leftover)
+        if batch is None:
+            return None
+        sizes = micro_batch_sizes(batch, self.micro_batch_size)
+        self.optimizer.zero_grad()
+        self.optimizer.set_backward_passes_per_step(len(sizes))
+
+        self._round = RoundSpec(self.state.rounds + 1, batch, sizes)
+        self._micro_batches_done = 0
+        self._loss_sum = None
+        return self._round
+
+    def backward(self, loss, num_samples):
+        """Back-propagate one micro-batch's mean ``loss``, weighted by ``num_samples`` / B_t.
+
+        ``num_samples`` must equal the next entry of the round's
+        ``micro_batch_sizes``. After the last micro-batch, Horovod starts the
+        round's allreduce in the background.
+        """
+        spec = self._require_open_round("backward()")
+        position = self._micro_batches_done
+        if position >= len(spec.micro_batch_sizes):
+            raise RuntimeError(f"round {spec.round} already has all its {position} micro-batches: call step()")
+        expected = spec.micro_batch_sizes[position]
+        if num_samples != expected:
+            raise ValueError(f"num_samples must equal the size of micro-batch {position + 1} of round "
+                             f"{spec.round}, which is {expected}, got {num_samples!r}")
+        if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+            raise ValueError(f"loss must be a scalar tensor (the mean over the micro-batch), got {loss!r}")
+
+        weighted = loss * (num_samples / spec.batch_size)
+        weighted.backward()
+        detached = weighted.detach().reshape(())
+        self._loss_sum = detached if self._loss_sum is None else self._loss_sum + detached
+        self._micro_batches_done += 1
+
+    def step(self) -> RoundResult:
+        """Finish the round: wait for its allreduce, step the optimizer, advance the counters."""
+        spec = self._require_open_round("step()")
+        missing = len(spec.micro_batch_sizes) - self._micro_batches_done
+        if missing:
+            raise RuntimeError(f"round {spec.round} still needs {missing} of its "
+                               f"{len(spec.micro_batch_sizes)} micro-batches before step()")
+
+        self.optimizer.step()
+        self.state = self.state.advance(spec.batch_size)
+        self.accounting.record_round(spec.batch_size)
+        self._round = None
+        return RoundResult(spec.round, spec.batch_size, float(self._loss_sum), self.state.samples,
+                           self.accounting.state_dict())
+
+    @property
+    def round_open(self):
+        """True between :meth:`next_round` and :meth:`step`."""
+        return self._round is not None
+
+    def state_dict(self):
+        """Return everything needed to continue after a completed round."""
+        if self._round is not None:
+            raise RuntimeError(f"cannot save state inside round {self._round.round}: "
+                               "call state_dict() after step()")
+        return {
+            "schedule": self.schedule.describe(),
+            "budget": self.budget,
+            "round_state": self.state.state_dict(),
+            "accounting": self.accounting.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+        }
+
+    def load_state_dict(self, state):
+        """Restore a :meth:`state_dict` taken with the same schedule and budget."""
+        if state["schedule"] != self.schedule.describe() or state["budget"] != self.budget:
+            raise ValueError(
+                f"state was saved for schedule {state['schedule']} and budget {state['budget']}, "
+                f"this run has {self.schedule.describe()} and {self.budget}")
+        self.state = RoundState.from_state_dict(state["round_state"])
+        self.accounting.load_state_dict(state["accounting"])
+        self.optimizer.load_state_dict(state["optimizer"])
+
+    def _require_open_round(self, caller):
+        if self._round is None:
+            raise RuntimeError(f"{caller} needs an open round: call next_round() first")
+        return self._round
+
+    def _wire_bytes_per_param(self, param):
+        if self.compression is hvd.Compression.fp16 and param.is_floating_point():
+            return 2
+        return param.element_size()
+
+    def _count_allreduces(self):
+        """Count each collective call Horovod's optimizer issues, with the bytes it carries."""
+        optimizer = self.optimizer
+        grouped, single = optimizer._grouped_allreduce_grad_async, optimizer._allreduce_grad_async
+        factor = self.gradient_predivide_factor
+
+        def grouped_allreduce(params):
+            # Horovod 0.28.1's grouped path ignores gradient_predivide_factor; apply it here.
+            if factor == 1.0 or self.op != hvd.Average:
+                handle, contexts = grouped(params)
+                tensors = [p.grad for p in params]
+            else:
+                name = optimizer._parameter_names.get(params[0])
+                tensors, contexts = zip(*[self.compression.compress(p.grad) for p in params])
+                handle = hvd.grouped_allreduce_async_(
+                    list(tensors), name=name, op=self.op, prescale_factor=1.0 / factor,
+                    postscale_factor=factor, process_set=self.process_set)
+            self.accounting.record_allreduce(self._payload_bytes(tensors))
+            return handle, contexts
+
+        def single_allreduce(param):
+            result = single(param)
+            self.accounting.record_allreduce(self._payload_bytes([param.grad]))
+            return result
+
+        optimizer._grouped_allreduce_grad_async = grouped_allreduce
+        optimizer._allreduce_grad_async = single_allreduce
+
+    def _payload_bytes(self, tensors):
+        return sum(t.numel() * self._wire_bytes_per_param(t) for t in tensors)
+
+
+def check_arguments(model, optimizer, schedule):
+    """Reject arguments of the wrong kind with a message that names them."""
+    if not isinstance(model, torch.nn.Module):
+        raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise ValueError(f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}")
+    if hasattr(optimizer, "_allreduce_grad_async"):
+        raise ValueError("optimizer must be a plain torch.optim optimizer, got a Horovod "
+                         "DistributedOptimizer: CRPSGD wraps the optimizer itself")
+    if not isinstance(schedule, BatchSchedule):
+        raise ValueError(f"schedule must be a crpsgd_hvd BatchSchedule, got {type(schedule).__name__}")

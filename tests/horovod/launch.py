@@ -1,0 +1,34 @@
+"""Start Horovod jobs on this machine with Gloo, with a hard time limit."""
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+WORKERS = Path(__file__).resolve().parent / "workers"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def horovodrun(script, *args, np=2, timeout=180, extra=()):
+    """Run ``script`` under ``horovodrun --gloo -np np`` and return the CompletedProcess.
+
+    ``script`` is a file name in ``workers/`` or a path relative to the repository root.
+
+    The job gets its own process group, so a hang ends with every process
+    killed and a ``subprocess.TimeoutExpired`` for the test to report.
+    """
+    horovodrun_bin = Path(sys.executable).with_name("horovodrun")
+    command = [str(horovodrun_bin), "--gloo", "-np", str(np), "-H", f"localhost:{np}", *extra,
+               sys.executable, str(WORKERS / script if (WORKERS / script).exists() else ROOT / script),
+               *map(str, args)]
+    env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        output, _ = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        output, _ = process.communicate()
+        raise AssertionError(f"horovodrun {script} did not finish in {timeout} s; output:\n{output}")
+    return subprocess.CompletedProcess(command, process.returncode, output, None)

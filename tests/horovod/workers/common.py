@@ -1,0 +1,19 @@
+"""Model, samples and settings shared by the Horovod workers and the tests' references."""
+
+import torch
+
+SETTINGS = {"b1": 3, "rho": 1.5, "b_max": 40, "budget": 200, "lr": 0.05, "momentum": 0.9,
+            "weight_decay": 0.01}
+
+
+def make_model():
+    """A two-layer float64 network; biases included so every parameter kind is covered."""
+    return torch.nn.Sequential(torch.nn.Linear(5, 4), torch.nn.Tanh(), torch.nn.Linear(4, 2)).double()
+
+
+def rank_samples(rank, count=256):
+    """Return rank ``rank``'s samples in the order it consumes them."""
+    generator = torch.Generator().manual_seed(100 + rank)
+    inputs = torch.randn(count, 5, generator=generator, dtype=torch.float64)
+    targets = torch.randn(count, 2, generator=generator, dtype=torch.float64)
+    return inputs, targets
