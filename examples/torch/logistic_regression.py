@@ -28,7 +28,6 @@ import sys
 import time
 
 import horovod.torch as hvd
-import numpy as np
 import torch
 
 from crpsgd_hvd import CommunicationAccounting, ConstantSchedule, GeometricSchedule
@@ -198,7 +197,8 @@ def plot(results, path, title):
     for r in results:
         history = r["history"]
         by_gradients.plot(history["gradients_per_worker"], history["objective"], label=r["method"])
-        by_rounds.plot(np.maximum(history["rounds"], 1), history["objective"], label=r["method"])
+        # Round 0 (the start) has no place on a log axis.
+        by_rounds.plot(history["rounds"][1:], history["objective"][1:], label=r["method"])
     by_gradients.set_xlabel("stochastic gradient calls per worker (SFO)")
     by_rounds.set_xlabel("communication rounds (log scale)")
     by_rounds.set_xscale("log")
