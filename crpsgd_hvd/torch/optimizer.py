@@ -144,7 +144,9 @@ class CRPSGD:
         self.leftover = check_choice("leftover", leftover, LEFTOVER_POLICIES)
         self.compression = hvd.Compression.none if compression is None else compression
         self.op = hvd.Average if op is None else op
-        check_choice("op", self.op, (hvd.Average, hvd.Sum))
+        if self.op not in (hvd.Average, hvd.Sum):
+            raise ValueError(f"op must be hvd.Average or hvd.Sum so that each round applies the "
+                             f"global batch's mean (or sum) gradient, got {op!r}")
         self.process_set = hvd.global_process_set if process_set is None else process_set
         self.gradient_predivide_factor = check_real(
             "gradient_predivide_factor", gradient_predivide_factor, greater_than=0.0)

@@ -23,3 +23,12 @@ def test_misordered_loop_raises_on_every_rank():
         assert f"rank {rank} RuntimeError: cannot save state inside round 1" in result.stdout
         assert f"rank {rank} ValueError: optimizer must be a plain torch.optim optimizer" in result.stdout
         assert f"rank {rank} all errors raised" in result.stdout
+
+
+def test_one_failing_rank_ends_job():
+    # Rank 0 waits in the initial broadcast for rank 1, which has already failed;
+    # horovodrun must end the whole job instead of letting rank 0 wait forever.
+    result = horovodrun("misuse.py", "one_rank_invalid", np=2, timeout=120)
+
+    assert result.returncode != 0
+    assert "[1]<stderr>:ValueError: budget must be >= the first batch B1 = 2" in result.stdout

@@ -3,6 +3,7 @@
 Usage: misuse.py CASE
   CASE "invalid_micro_batch": constructs CRPSGD with micro_batch_size=0 and lets the error escape.
   CASE "loop_errors": checks the errors of a misordered loop and prints them.
+  CASE "one_rank_invalid": only rank 1 passes an invalid budget; rank 0 goes on to the broadcast.
 """
 
 import sys
@@ -51,6 +52,10 @@ def main():
     if case == "invalid_micro_batch":
         model, optimizer = make()
         CRPSGD(model, optimizer, GeometricSchedule(2, 1.1), budget=100, micro_batch_size=0)
+    elif case == "one_rank_invalid":
+        model, optimizer = make()
+        budget = 1 if hvd.rank() == 1 else 100
+        CRPSGD(model, optimizer, GeometricSchedule(2, 1.1), budget=budget, micro_batch_size=4)
     elif case == "loop_errors":
         loop_errors()
         print(f"rank {hvd.rank()} all errors raised", flush=True)
