@@ -1,14 +1,15 @@
 """Communication-reduced parallel SGD (CR-PSGD) on Horovod.
 
 The package itself is the backend-neutral core: batch schedules, round
-bookkeeping, plans and communication accounting. It imports neither torch,
-TensorFlow nor Horovod. The PyTorch adapter lives in ``crpsgd_hvd.torch``.
+bookkeeping, plans, communication accounting and Theorem 1's bound. It
+imports neither torch, TensorFlow nor Horovod. The PyTorch adapter lives in ``crpsgd_hvd.torch``.
 """
 
 from crpsgd_hvd.accounting import CommunicationAccounting, ring_allreduce_bytes
 from crpsgd_hvd.plan import CommunicationSavingWarning, Plan, RoundPlan, make_plan
 from crpsgd_hvd.rounds import LEFTOVER_POLICIES, RoundState, micro_batch_sizes, next_round_batch, planned_batches
 from crpsgd_hvd.schedules import BatchSchedule, ConstantSchedule, GeometricSchedule
+from crpsgd_hvd.theory import Condition, TheoremOne
 
 __version__ = "0.1.0"
 
@@ -16,12 +17,14 @@ __all__ = [
     "BatchSchedule",
     "CommunicationAccounting",
     "CommunicationSavingWarning",
+    "Condition",
     "ConstantSchedule",
     "GeometricSchedule",
     "LEFTOVER_POLICIES",
     "Plan",
     "RoundPlan",
     "RoundState",
+    "TheoremOne",
     "make_plan",
     "micro_batch_sizes",
     "next_round_batch",

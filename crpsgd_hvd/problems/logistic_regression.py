@@ -20,7 +20,13 @@ import numpy as np
 
 from crpsgd_hvd._validation import check_int, check_real
 
-__all__ = ["LogisticRegressionProblem"]
+__all__ = ["LogisticRegressionProblem", "logistic_loss"]
+
+
+def logistic_loss(x, features, labels):
+    """Return (1/M) sum_j log(1 + exp(-b_j z_j^T x)) for features z (M x d) and labels b."""
+    margins = -labels * (features @ x)
+    return float(np.mean(np.logaddexp(0.0, margins)))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,8 +67,7 @@ class LogisticRegressionProblem:
 
     def local_loss(self, x, features, labels):
         """Return the mean logistic loss of one shard at x, without the l2 term."""
-        margins = -labels * (features @ x)
-        return float(np.mean(np.logaddexp(0.0, margins)))
+        return logistic_loss(x, features, labels)
 
     def regularizer(self, x):
         """Return (mu / 2) ||x||^2."""
