@@ -1,11 +1,13 @@
 """Communication-reduced parallel SGD (CR-PSGD) on Horovod.
 
 The package itself is the backend-neutral core: batch schedules, round
-bookkeeping, plans and communication accounting. It imports neither torch,
-TensorFlow nor Horovod. The PyTorch adapter lives in ``crpsgd_hvd.torch``.
+bookkeeping, plans, communication accounting and the local-SGD baseline's
+averaging plan. It imports neither torch, TensorFlow nor Horovod. The PyTorch adapter lives in ``crpsgd_hvd.torch``.
 """
 
 from crpsgd_hvd.accounting import CommunicationAccounting, ring_allreduce_bytes
+from crpsgd_hvd.local_sgd import (IntervalSweep, LocalSGDPlan, averaging_steps, make_local_sgd_plan,
+                                  select_interval, sweep_intervals)
 from crpsgd_hvd.plan import CommunicationSavingWarning, Plan, RoundPlan, make_plan
 from crpsgd_hvd.rounds import LEFTOVER_POLICIES, RoundState, micro_batch_sizes, next_round_batch, planned_batches
 from crpsgd_hvd.schedules import BatchSchedule, ConstantSchedule, GeometricSchedule
@@ -18,13 +20,19 @@ __all__ = [
     "CommunicationSavingWarning",
     "ConstantSchedule",
     "GeometricSchedule",
+    "IntervalSweep",
     "LEFTOVER_POLICIES",
+    "LocalSGDPlan",
     "Plan",
     "RoundPlan",
     "RoundState",
+    "averaging_steps",
+    "make_local_sgd_plan",
     "make_plan",
     "micro_batch_sizes",
     "next_round_batch",
     "planned_batches",
     "ring_allreduce_bytes",
+    "select_interval",
+    "sweep_intervals",
 ]
