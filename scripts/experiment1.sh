@@ -28,5 +28,5 @@ horovodrun -np 10 -H localhost:10 --gloo \
   python examples/torch/logistic_regression.py --paper --sweep-intervals "$sweep_intervals" \
   --sweep-rtol 0.01 --out-dir "$out" --no-progress "$@" 2>&1 | tee "$out/run.log"
 python scripts/experiment1_table.py "$out" \
-  --command "scripts/experiment1.sh${*:+ $*} (SWEEP_INTERVALS=$sweep_intervals)" > "$out/results.md"
+  --command "SWEEP_INTERVALS=$sweep_intervals scripts/experiment1.sh${*:+ $*}" > "$out/results.md"
 echo "wrote $out/results.md"
