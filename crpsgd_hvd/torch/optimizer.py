@@ -26,6 +26,8 @@ from crpsgd_hvd.accounting import CommunicationAccounting
 from crpsgd_hvd.plan import make_plan
 from crpsgd_hvd.rounds import LEFTOVER_POLICIES, RoundState, check_budget, micro_batch_sizes, next_round_batch
 from crpsgd_hvd.schedules import BatchSchedule
+from crpsgd_hvd.torch._micro_batches import (broadcast_model_and_optimizer, check_micro_batches_done,
+                                             weighted_backward)
 
 __all__ = ["CRPSGD", "RoundResult", "RoundSpec"]
 
@@ -180,16 +182,7 @@ class CRPSGD:
 
     def broadcast_state(self, root_rank=0):
         """Give every rank the parameters and optimizer state of ``root_rank``."""
-        root_rank = check_int("root_rank", root_rank, minimum=0)
-        # Horovod initialises an empty optimizer state with a zero-gradient
-        # step, which weight decay turns into a real update; a fresh optimizer
-        # has nothing to send, so that step is skipped unless the root has state.
-        root_has_state = hvd.broadcast_object(len(self.optimizer.state_dict()["state"]) > 0,
-                                              root_rank=root_rank, name="crpsgd.root_has_state")
-        if root_has_state:
-            hvd.broadcast_optimizer_state(self.optimizer, root_rank=root_rank)
-        # Parameters go last so they overwrite whatever that zero step changed.
-        hvd.broadcast_parameters(self.model.state_dict(), root_rank=root_rank)
+        broadcast_model_and_optimizer(self.model, self.optimizer, root_rank, "crpsgd")
 
     def next_round(self) -> Optional[RoundSpec]:
         """Start the next round and return what it needs, or None when the budget is spent."""
@@ -217,29 +210,15 @@ class CRPSGD:
         round's allreduce in the background.
         """
         spec = self._require_open_round("backward()")
-        position = self._micro_batches_done
-        if position >= len(spec.micro_batch_sizes):
-            raise RuntimeError(f"round {spec.round} already has all its {position} micro-batches: call step()")
-        expected = spec.micro_batch_sizes[position]
-        if num_samples != expected:
-            raise ValueError(f"num_samples must equal the size of micro-batch {position + 1} of round "
-                             f"{spec.round}, which is {expected}, got {num_samples!r}")
-        if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
-            raise ValueError(f"loss must be a scalar tensor (the mean over the micro-batch), got {loss!r}")
-
-        weighted = loss * (num_samples / spec.batch_size)
-        weighted.backward()
-        detached = weighted.detach().reshape(())
+        detached = weighted_backward(loss, num_samples, spec.micro_batch_sizes, self._micro_batches_done,
+                                     spec.batch_size, f"round {spec.round}")
         self._loss_sum = detached if self._loss_sum is None else self._loss_sum + detached
         self._micro_batches_done += 1
 
     def step(self) -> RoundResult:
         """Finish the round: wait for its allreduce, step the optimizer, advance the counters."""
         spec = self._require_open_round("step()")
-        missing = len(spec.micro_batch_sizes) - self._micro_batches_done
-        if missing:
-            raise RuntimeError(f"round {spec.round} still needs {missing} of its "
-                               f"{len(spec.micro_batch_sizes)} micro-batches before step()")
+        check_micro_batches_done(spec.micro_batch_sizes, self._micro_batches_done, f"round {spec.round}")
 
         self.optimizer.step()
         self.state = self.state.advance(spec.batch_size)
@@ -320,12 +299,17 @@ class CRPSGD:
 
 def check_arguments(model, optimizer, schedule):
     """Reject arguments of the wrong kind with a message that names them."""
+    check_model_and_optimizer(model, optimizer)
+    if not isinstance(schedule, BatchSchedule):
+        raise ValueError(f"schedule must be a crpsgd_hvd BatchSchedule, got {type(schedule).__name__}")
+
+
+def check_model_and_optimizer(model, optimizer):
+    """Reject a model that is no ``torch.nn.Module`` and an optimizer that is no plain torch optimizer."""
     if not isinstance(model, torch.nn.Module):
         raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if not isinstance(optimizer, torch.optim.Optimizer):
         raise ValueError(f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}")
     if hasattr(optimizer, "_allreduce_grad_async"):
         raise ValueError("optimizer must be a plain torch.optim optimizer, got a Horovod "
-                         "DistributedOptimizer: CRPSGD wraps the optimizer itself")
-    if not isinstance(schedule, BatchSchedule):
-        raise ValueError(f"schedule must be a crpsgd_hvd BatchSchedule, got {type(schedule).__name__}")
+                         "DistributedOptimizer: CRPSGD and LocalSGD handle the communication themselves")

@@ -1,4 +1,4 @@
-"""CR-PSGD against classical parallel SGD on the CR-PSGD paper's logistic regression.
+"""CR-PSGD against classical parallel SGD and local SGD on the CR-PSGD paper's logistic regression.
 
 Run under Horovod, one process per worker:
 
@@ -6,12 +6,18 @@ Run under Horovod, one process per worker:
     horovodrun -np 10 -H localhost:10 --gloo python examples/torch/logistic_regression.py --paper
 
 Every worker generates its own shard (d = 500, 10^4 samples, mu = 10^-3 by
-default). Both methods start from x1 = 0, draw the same samples in the same
-order and spend the same per-worker gradient budget T:
+default). The three methods start from x1 = 0, draw the same samples in the
+same order and spend the same per-worker gradient budget T, and all three
+count rounds, allreduce calls and bytes with the same accounting:
 
 * CR-PSGD: B_t = floor(rho^(t-1) B1), one grouped allreduce per round;
-* classical PSGD: Horovod's DistributedOptimizer at a fixed batch, one
-  allreduce per step.
+* classical PSGD: a fixed batch, one allreduce of gradients per step;
+* local SGD: the same fixed batch, plain local steps, and one allreduce of
+  parameters every H steps and after the last step.
+
+``--sweep-intervals`` first runs local SGD for each listed H and keeps the
+largest H whose final objective is within ``--sweep-rtol`` of PSGD's. Rank 0
+then also writes ``sweep.json`` and prints the sweep's table.
 
 The objective is the exact full objective over all workers' data, evaluated
 with one extra allreduce that neither method's counters include; evaluation
@@ -30,9 +36,9 @@ import time
 import horovod.torch as hvd
 import torch
 
-from crpsgd_hvd import CommunicationAccounting, ConstantSchedule, GeometricSchedule
+from crpsgd_hvd import GeometricSchedule, sweep_intervals
 from crpsgd_hvd.problems import LogisticRegressionProblem
-from crpsgd_hvd.torch import CRPSGD, ShardSampler, fit
+from crpsgd_hvd.torch import LocalSGD, ShardSampler, fit, make_method
 
 # The paper's configuration (its Experiment 1); --paper selects it.
 PAPER = {"budget": 10_000, "b1": 2, "rho": 1.1, "lr": 0.1, "psgd_batch": 2, "workers": 10}
@@ -44,6 +50,15 @@ PAPER = {"budget": 10_000, "b1": 2, "rho": 1.1, "lr": 0.1, "psgd_batch": 2, "wor
 # while 0.005 satisfies Theorem 1's gamma < 1/L.
 DEFAULT_BUDGET = 4_000
 DEFAULT_LR = 0.005
+DEFAULT_INTERVAL = 16
+
+
+def parse_intervals(text):
+    """Parse a comma-separated list of averaging intervals, e.g. ``1,2,4,8``."""
+    try:
+        return [int(item) for item in text.split(",") if item.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers such as 1,2,4,8, got {text!r}")
 
 
 def parse_args(argv=None):
@@ -60,6 +75,18 @@ def parse_args(argv=None):
                         help=f"learning rate gamma (default: {DEFAULT_LR}; {PAPER['lr']} with --paper)")
     parser.add_argument("--psgd-batch", type=int, default=PAPER["psgd_batch"],
                         help="per-worker batch of classical PSGD (default: 2)")
+    parser.add_argument("--local-sgd-interval", type=int, default=DEFAULT_INTERVAL,
+                        help=f"H, local steps between model averages in local SGD, at the PSGD batch "
+                             f"(default: {DEFAULT_INTERVAL}; replaced by the sweep's choice with --sweep-intervals)")
+    parser.add_argument("--sweep-intervals", type=parse_intervals, default=None,
+                        help="run local SGD for each H in this comma-separated list first, and use the "
+                             "largest H within --sweep-rtol of PSGD's final objective (default: no sweep)")
+    parser.add_argument("--sweep-rtol", type=float, default=0.01,
+                        help="relative tolerance of the sweep: H passes when its final objective is at most "
+                             "PSGD's times (1 + rtol) (default: 0.01)")
+    parser.add_argument("--same-shard", action="store_true",
+                        help="a control run: every worker trains on rank 0's shard with rank 0's sampling "
+                             "seed, so local SGD equals PSGD for every H")
     parser.add_argument("--micro-batch-size", type=int, default=512,
                         help="most samples per forward/backward pass in CR-PSGD (default: 512)")
     parser.add_argument("--dim", type=int, default=500, help="feature dimension d (default: 500)")
@@ -75,6 +102,8 @@ def parse_args(argv=None):
     parser.add_argument("--no-plot", action="store_true", help="skip the PNG")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     args = parser.parse_args(argv)
+    if args.sweep_intervals is not None and not args.sweep_intervals:
+        parser.error("--sweep-intervals must list at least one H, got an empty list")
     if args.budget is None:
         args.budget = PAPER["budget"] if args.paper else DEFAULT_BUDGET
     if args.lr is None:
@@ -121,45 +150,50 @@ def logistic_loss(model, mu):
     return loss_fn
 
 
-def run_crpsgd(args, problem, shard, monitor):
+LABELS = {"crpsgd": "CR-PSGD", "psgd": "PSGD", "local_sgd": "local SGD"}
+
+
+def run_method(args, problem, shard, name, interval=None):
+    """Train one method from x1 = 0 on this worker's shard; return its summary and objective history."""
     model = make_model(problem.dim)
-    schedule = GeometricSchedule(args.b1, args.rho, args.b_max)
-    crpsgd = CRPSGD(model, torch.optim.SGD(model.parameters(), lr=args.lr), schedule, args.budget,
-                    micro_batch_size=args.micro_batch_size)
-    sampler = ShardSampler(shard, seed=args.seed * 7919 + hvd.rank())
+    optimizer = torch.optim.SGD(model.parameters(), lr=args.lr)
+    if name == "crpsgd":
+        method = make_method(name, model, optimizer, args.budget, micro_batch_size=args.micro_batch_size,
+                             schedule=GeometricSchedule(args.b1, args.rho, args.b_max))
+    else:
+        method = make_method(name, model, optimizer, args.budget, batch_size=args.psgd_batch,
+                             interval=interval)
+    seed = args.seed * 7919 + (0 if args.same_shard else hvd.rank())
+    sampler = ShardSampler(shard, seed=seed)
+    monitor = ObjectiveMonitor(problem, *shard)
+    # Between averages the local-SGD models differ, so it is evaluated only after an average.
+    eval_every = max(1, method.plan.num_rounds // args.eval_points)
+
+    def evaluate(result):
+        if isinstance(method, LocalSGD) and not result.averaged:
+            return
+        if result.round % eval_every == 0 or result.round == method.plan.num_rounds:
+            monitor(model, result.samples, result.round)
+
     monitor(model, 0, 0)
-
     started = time.perf_counter()
-    fit(crpsgd, sampler.draw, logistic_loss(model, problem.mu), progress=not args.no_progress,
-        callback=lambda result: monitor(model, result.samples, result.round))
+    fit(method, sampler.draw, logistic_loss(model, problem.mu), progress=not args.no_progress,
+        callback=evaluate)
     wall = time.perf_counter() - started - monitor.seconds
-    return summarize("CR-PSGD", crpsgd.accounting, monitor, wall, crpsgd.plan.num_rounds)
+    label = LABELS[name] + (f" H={interval}" if interval is not None else "")
+    return summarize(label, method.accounting, monitor, wall, method.plan.num_rounds)
 
 
-def run_psgd(args, problem, shard, monitor):
-    model = make_model(problem.dim)
-    optimizer = hvd.DistributedOptimizer(torch.optim.SGD(model.parameters(), lr=args.lr),
-                                         named_parameters=model.named_parameters())
-    sampler = ShardSampler(shard, seed=args.seed * 7919 + hvd.rank())
-    loss_fn = logistic_loss(model, problem.mu)
-    schedule = ConstantSchedule(args.psgd_batch)
-    steps = schedule.rounds_for_budget(args.budget)
-    accounting = CommunicationAccounting(num_workers=hvd.size())
-    payload = sum(p.numel() * p.element_size() for p in model.parameters())
-    eval_every = max(1, steps // args.eval_points)
-    monitor(model, 0, 0)
+def run_sweep(args, problem, shard, psgd):
+    """Run local SGD for each H of --sweep-intervals; return the sweep and the results by H."""
+    results = {}
 
-    started = time.perf_counter()
-    for step in range(1, steps + 1):
-        optimizer.zero_grad()
-        loss_fn(sampler.draw(args.psgd_batch)).backward()
-        optimizer.step()
-        accounting.record_allreduce(payload)
-        accounting.record_round(args.psgd_batch)
-        if step % eval_every == 0 or step == steps:
-            monitor(model, accounting.samples, accounting.rounds)
-    wall = time.perf_counter() - started - monitor.seconds
-    return summarize("PSGD", accounting, monitor, wall, steps)
+    def train(interval):
+        results[interval] = run_method(args, problem, shard, "local_sgd", interval)
+        return results[interval]["final_objective"], results[interval]["rounds"]
+
+    sweep = sweep_intervals(train, args.sweep_intervals, psgd["final_objective"], args.sweep_rtol)
+    return sweep, results
 
 
 def summarize(method, accounting, monitor, wall_seconds, planned_rounds):
@@ -178,11 +212,11 @@ def summarize(method, accounting, monitor, wall_seconds, planned_rounds):
 
 
 def format_table(results):
-    header = (f"{'method':<8} {'grads/worker':>12} {'rounds':>7} {'bytes/worker':>13} "
+    header = (f"{'method':<15} {'grads/worker':>12} {'rounds':>7} {'bytes/worker':>13} "
               f"{'total bytes':>12} {'final objective':>16} {'wall s':>7}")
     lines = [header, "-" * len(header)]
     for r in results:
-        lines.append(f"{r['method']:<8} {r['gradients_per_worker']:>12} {r['rounds']:>7} "
+        lines.append(f"{r['method']:<15} {r['gradients_per_worker']:>12} {r['rounds']:>7} "
                      f"{r['bytes_per_worker']:>13} {r['total_bytes']:>12} "
                      f"{r['final_objective']:>16.6f} {r['wall_seconds']:>7.2f}")
     return "\n".join(lines)
@@ -225,19 +259,42 @@ def main(argv=None):
                         PAPER["workers"], hvd.size())
 
     problem = LogisticRegressionProblem(args.dim, args.samples_per_worker, args.mu, args.seed)
-    features, labels = (torch.from_numpy(a).float() for a in problem.shard(hvd.rank()))
-    results = [
-        run_crpsgd(args, problem, (features, labels), ObjectiveMonitor(problem, features, labels)),
-        run_psgd(args, problem, (features, labels), ObjectiveMonitor(problem, features, labels)),
-    ]
+    shard_rank = 0 if args.same_shard else hvd.rank()
+    shard = tuple(torch.from_numpy(a).float() for a in problem.shard(shard_rank))
+    # Each shard has M samples and the monitor averages the shard means, so with
+    # --same-shard the reported objective is rank 0's shard's, the data every worker trains on.
+    crpsgd = run_method(args, problem, shard, "crpsgd")
+    psgd = run_method(args, problem, shard, "psgd")
+
+    sweep = None
+    interval = args.local_sgd_interval
+    if args.sweep_intervals:
+        sweep, sweep_results = run_sweep(args, problem, shard, psgd)
+        if sweep.chosen is None:
+            interval = min(sweep_results)
+            if hvd.rank() == 0:
+                logging.warning("no H of the sweep is within %.2g of PSGD's final objective; using the "
+                                "smallest, H = %d", args.sweep_rtol, interval)
+        else:
+            interval = sweep.chosen
+        local_sgd = sweep_results[interval]
+    else:
+        local_sgd = run_method(args, problem, shard, "local_sgd", interval)
+    results = [crpsgd, psgd, local_sgd]
 
     if hvd.rank() == 0:
         os.makedirs(args.out_dir, exist_ok=True)
         config = {**vars(args), "workers": hvd.size()}
+        config["local_sgd_interval"] = interval
         with open(os.path.join(args.out_dir, "results.json"), "w") as file:
             json.dump({"config": config, "results": results}, file, indent=1)
         title = (f"logistic regression, N={hvd.size()}, d={args.dim}, T={args.budget}, "
-                 f"B1={args.b1}, rho={args.rho}, lr={args.lr}")
+                 f"B1={args.b1}, rho={args.rho}, lr={args.lr}, local SGD H={interval}")
+        if sweep is not None:
+            with open(os.path.join(args.out_dir, "sweep.json"), "w") as file:
+                file.write(sweep.to_json())
+            print(f"local SGD sweep, batch {args.psgd_batch}, against PSGD:")
+            print(sweep.format_table())
         if not args.no_plot:
             plot(results, os.path.join(args.out_dir, "objective.png"), title)
         print(title)

@@ -4,6 +4,8 @@ import torch
 
 SETTINGS = {"b1": 3, "rho": 1.5, "b_max": 40, "budget": 200, "lr": 0.05, "momentum": 0.9,
             "weight_decay": 0.01}
+# Local SGD: 10 local steps of 4 samples, averaged after steps 3, 6, 9 and 10.
+LOCAL_SGD = {"batch_size": 4, "budget": 40, "interval": 3}
 
 
 def make_model():
