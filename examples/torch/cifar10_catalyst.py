@@ -71,7 +71,7 @@ def parse_args(argv=None):
     parser.add_argument("--psgd-batch", type=int, default=PAPER["psgd_batch"],
                         help="per-worker batch of classical PSGD (default: 32)")
     parser.add_argument("--micro-batch-size", type=int, default=128,
-                        help="most samples per forward/backward pass in CR-PSGD (default: 128)")
+                        help="maximum samples per forward/backward pass in CR-PSGD (default: 128)")
     parser.add_argument("--keep-optimizer-state", action="store_true",
                         help="keep momentum across outer iterations (default: clear it at each one)")
     parser.add_argument("--eval-samples", type=int, default=2048,

@@ -57,7 +57,7 @@ def parse_args(argv=None):
     parser.add_argument("--test-fraction", type=float, default=0.2,
                         help="fraction of the digits held out for testing (default: 0.2)")
     parser.add_argument("--micro-batch-size", type=int, default=256,
-                        help="most samples per forward/backward pass in CR-PSGD (default: 256)")
+                        help="maximum samples per forward/backward pass in CR-PSGD (default: 256)")
     parser.add_argument("--seed", type=int, default=0, help="split, initialisation and sampling seed (default: 0)")
     parser.add_argument("--eval-points", type=int, default=100,
                         help="training-loss evaluations along the PSGD run (default: 100); "
