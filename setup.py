@@ -14,8 +14,9 @@ setup(
     install_requires=["numpy>=1.26", "tqdm>=4.66"],
     extras_require={
         "torch": ["torch==2.13.0", HOROVOD],
-        "examples": ["matplotlib>=3.8"],
-        "dev": ["pytest>=8", "pytest-timeout>=2.3", "hypothesis>=6", "matplotlib>=3.8"],
+        "examples": ["matplotlib>=3.8", "scikit-learn>=1.4"],
+        "dev": ["pytest>=8", "pytest-timeout>=2.3", "hypothesis>=6", "matplotlib>=3.8",
+                "scikit-learn>=1.4"],
     },
     entry_points={"console_scripts": ["crpsgd-hvd=crpsgd_hvd.cli:main"]},
     classifiers=[

@@ -3,7 +3,8 @@
 import argparse
 import sys
 
-from crpsgd_hvd.plan import make_plan
+from crpsgd_hvd.catalyst import CATALYST_MODES, CatalystLoop
+from crpsgd_hvd.plan import make_catalyst_plan, make_plan
 from crpsgd_hvd.rounds import LEFTOVER_POLICIES
 from crpsgd_hvd.schedules import ConstantSchedule, GeometricSchedule
 
@@ -29,6 +30,14 @@ def build_parser():
     plan.add_argument("--leftover", choices=LEFTOVER_POLICIES, default="drop",
                       help="drop the samples the last full round cannot use, or spend them "
                            "in a final smaller round (default: drop)")
+    plan.add_argument("--catalyst", choices=CATALYST_MODES, default=None,
+                      help="plan CR-PSGD-Catalyst (Algorithm 2). theorem: floor(sqrt(N T)) inner calls of "
+                           "floor(sqrt(T / N)) gradients for the total budget --budget; epoch: --outer inner "
+                           "calls of one epoch of --shard-size samples each (default: plain CR-PSGD)")
+    plan.add_argument("--outer", type=float, default=None,
+                      help="K, the number of outer iterations, with --catalyst epoch")
+    plan.add_argument("--shard-size", type=float, default=None,
+                      help="samples in each worker's shard, with --catalyst epoch")
     plan.add_argument("--json", action="store_true", help="print JSON instead of a table")
     return parser
 
@@ -38,9 +47,22 @@ def run_plan(args):
         schedule = ConstantSchedule(args.b1)
     else:
         schedule = GeometricSchedule(args.b1, args.rho, args.b_max)
-    plan = make_plan(schedule, args.budget, num_workers=args.workers, num_params=args.params,
-                     bytes_per_param=args.bytes_per_param, leftover=args.leftover)
+    sizes = {"num_workers": args.workers, "num_params": args.params,
+             "bytes_per_param": args.bytes_per_param, "leftover": args.leftover}
+    if args.catalyst is None:
+        plan = make_plan(schedule, args.budget, **sizes)
+    else:
+        plan = make_catalyst_plan(schedule, catalyst_loop(args), **sizes)
     print(plan.to_json() if args.json else plan.format_table())
+
+
+def catalyst_loop(args):
+    if args.catalyst == "theorem":
+        return CatalystLoop.theorem(args.budget, args.workers)
+    for option, value in (("--outer", args.outer), ("--shard-size", args.shard_size)):
+        if value is None:
+            raise ValueError(f"{option} is required with --catalyst epoch")
+    return CatalystLoop.per_epoch(args.shard_size, args.outer)
 
 
 def main(argv=None):

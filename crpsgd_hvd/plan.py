@@ -2,7 +2,9 @@
 
 The plan comes from the schedule's closed forms alone, so it can be printed
 before a job starts (``crpsgd-hvd plan``) and compared afterwards, round for
-round, with what the training loop did.
+round, with what the training loop did. :class:`Plan` covers one run of
+Algorithm 1; :class:`CatalystPlan` covers Algorithm 2, whose inner calls all
+repeat the same Algorithm 1 plan because each restarts the schedule at t = 1.
 """
 
 import dataclasses
@@ -12,10 +14,12 @@ from typing import Tuple
 
 from crpsgd_hvd._validation import check_choice, check_int
 from crpsgd_hvd.accounting import ring_allreduce_bytes
+from crpsgd_hvd.catalyst import CatalystLoop
 from crpsgd_hvd.rounds import LEFTOVER_POLICIES, planned_batches
 from crpsgd_hvd.schedules import BatchSchedule, ConstantSchedule
 
-__all__ = ["CommunicationSavingWarning", "Plan", "RoundPlan", "make_plan", "warn_if_no_saving"]
+__all__ = ["CatalystPlan", "CommunicationSavingWarning", "Plan", "RoundPlan", "make_catalyst_plan", "make_plan",
+           "warn_if_no_saving"]
 
 # Below this fraction of rounds saved against classical parallel SGD at batch
 # B1, a growing batch costs convergence per gradient for little gain.
@@ -77,7 +81,7 @@ class Plan:
     @property
     def psgd_rounds(self):
         """Rounds classical parallel SGD at batch B1 needs for the same samples."""
-        return -(-self.samples_per_worker // self.schedule.first_batch)
+        return psgd_rounds_for(self.samples_per_worker, self.schedule)
 
     @property
     def round_reduction(self):
@@ -176,3 +180,123 @@ def warn_if_no_saving(plan: Plan, stacklevel=2):
             f"{plan.budget} samples per worker, only {saving:.0%} fewer than the {plan.psgd_rounds} "
             f"of classical parallel SGD at batch {plan.schedule.first_batch}; raise rho or the "
             f"budget, or use ConstantSchedule", CommunicationSavingWarning, stacklevel=stacklevel)
+
+
+def psgd_rounds_for(samples_per_worker, schedule: BatchSchedule):
+    """Return ceil(samples / B1), the rounds of classical parallel SGD at batch B1."""
+    return -(-samples_per_worker // schedule.first_batch)
+
+
+@dataclasses.dataclass(frozen=True)
+class CatalystPlan:
+    """The plan of Algorithm 2: K inner calls that each follow ``inner`` (see :func:`make_catalyst_plan`).
+
+    Attributes:
+        loop (CatalystLoop): K and the inner budget T_in.
+        inner (Plan): the Algorithm 1 plan of every inner call, for budget T_in.
+    """
+
+    loop: CatalystLoop
+    inner: Plan
+
+    @property
+    def num_outer(self):
+        return self.loop.num_outer
+
+    @property
+    def rounds_per_outer(self):
+        return self.inner.num_rounds
+
+    @property
+    def num_rounds(self):
+        return self.num_outer * self.rounds_per_outer
+
+    def rounds_through(self, k):
+        """Return the rounds completed by the end of outer iteration k (0 <= k <= K)."""
+        k = check_int("k", k, minimum=0)
+        if k > self.num_outer:
+            raise ValueError(f"k must be <= the number of outer iterations K = {self.num_outer}, got {k!r}")
+        return k * self.rounds_per_outer
+
+    @property
+    def samples_per_worker(self):
+        return self.num_outer * self.inner.samples_per_worker
+
+    @property
+    def bytes_per_worker(self):
+        return self.num_outer * self.inner.bytes_per_worker
+
+    @property
+    def total_bytes(self):
+        return self.bytes_per_worker * self.inner.num_workers
+
+    @property
+    def psgd_rounds(self):
+        """Rounds classical parallel SGD at batch B1 needs for the same samples."""
+        return psgd_rounds_for(self.samples_per_worker, self.inner.schedule)
+
+    @property
+    def round_reduction(self):
+        return self.psgd_rounds / self.num_rounds if self.num_rounds else float("nan")
+
+    def to_dict(self):
+        """Return the plan as JSON-ready data: the loop, totals and the inner plan."""
+        return {
+            "catalyst": self.loop.describe(),
+            "totals": {
+                "outer_iterations": self.num_outer,
+                "rounds_per_outer": self.rounds_per_outer,
+                "rounds": self.num_rounds,
+                "samples_per_worker": self.samples_per_worker,
+                "bytes_per_worker": self.bytes_per_worker,
+                "total_bytes": self.total_bytes,
+                "psgd_rounds_at_b1": self.psgd_rounds,
+                "round_reduction": self.round_reduction,
+            },
+            "inner": self.inner.to_dict(),
+        }
+
+    def to_json(self, indent=2):
+        return json.dumps(self.to_dict(), indent=indent)
+
+    def format_table(self):
+        """Return the inner plan's table followed by the totals over all outer iterations."""
+        return "\n".join([
+            f"each of the K = {self.num_outer} inner calls ({self.loop.mode} mode), "
+            f"budget {self.loop.inner_budget} per worker:",
+            self.inner.format_table(),
+            f"CR-PSGD-Catalyst: {self.num_outer} outer iterations x {self.rounds_per_outer} rounds = "
+            f"{self.num_rounds} rounds   samples/worker: {self.samples_per_worker}   "
+            f"bytes/worker: {self.bytes_per_worker}   total bytes: {self.total_bytes}",
+            f"classical PSGD at batch {self.inner.schedule.first_batch}: {self.psgd_rounds} rounds "
+            f"for the same samples ({self.round_reduction:.1f}x more)",
+        ])
+
+
+def make_catalyst_plan(schedule: BatchSchedule, loop: CatalystLoop, num_workers=1, num_params=0,
+                       bytes_per_param=4, leftover="drop") -> CatalystPlan:
+    """Plan every round of Algorithm 2.
+
+    Arguments are those of :func:`make_plan`, with ``loop`` in place of the
+    budget; each inner call gets the budget ``loop.inner_budget``, which must
+    be >= B1.
+
+    Raises:
+        ValueError: for an invalid argument; the message names it.
+
+    Warns:
+        CommunicationSavingWarning: if one inner call saves under 10% of the
+        rounds of classical parallel SGD at batch B1.
+    """
+    if not isinstance(loop, CatalystLoop):
+        raise ValueError(f"loop must be a CatalystLoop, got {type(loop).__name__}")
+    if loop.inner_budget < schedule.first_batch:
+        raise ValueError(f"the inner budget T_in = {loop.inner_budget} of loop {loop.describe()} must be "
+                         f">= the first batch B1 = {schedule.first_batch}: raise the budget or lower b1")
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", CommunicationSavingWarning)
+        inner = make_plan(schedule, loop.inner_budget, num_workers, num_params, bytes_per_param, leftover)
+    for warning in caught:
+        warnings.warn(f"in every inner call: {warning.message}", warning.category, stacklevel=2)
+    return CatalystPlan(loop, inner)

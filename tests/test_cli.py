@@ -129,3 +129,28 @@ def test_module_subprocess():
 
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["totals"]["rounds"] == 65
+
+
+def test_plan_catalyst_theorem(capsys):
+    data = run_json(capsys, "--catalyst", "theorem", "--budget", "1000", "--workers", "4",
+                    "--b1", "2", "--rho", "1.5")
+
+    # K = floor(sqrt(4 * 1000)) = 63 inner calls of floor(sqrt(1000 / 4)) = 15 gradients;
+    # batches 2, 3, 4, 6 fill 15, so each call makes 4 rounds.
+    assert data["catalyst"] == {"mode": "theorem", "num_outer": 63, "inner_budget": 15}
+    assert data["totals"]["rounds_per_outer"] == 4
+    assert data["totals"]["rounds"] == 63 * 4
+
+
+def test_plan_catalyst_epoch_table(capsys):
+    assert main(["plan", "--catalyst", "epoch", "--shard-size", "30", "--outer", "5", "--b1", "2",
+                 "--rho", "2"]) == 0
+
+    assert "5 outer iterations x 4 rounds = 20 rounds" in capsys.readouterr().out
+
+
+def test_plan_catalyst_epoch_needs_outer(capsys):
+    code, err = run_error(capsys, "--catalyst", "epoch", "--shard-size", "30")
+
+    assert code == 2
+    assert "--outer is required with --catalyst epoch" in err

@@ -7,7 +7,7 @@ import crpsgd_hvd
 
 
 def test_core_imports_no_framework():
-    code = ("import sys, crpsgd_hvd, crpsgd_hvd.cli, crpsgd_hvd.problems; "
+    code = ("import sys, crpsgd_hvd, crpsgd_hvd.cli, crpsgd_hvd.problems, crpsgd_hvd.datasets; "
             "print(sorted(m for m in ('torch', 'tensorflow', 'horovod') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"

@@ -1,14 +1,15 @@
-"""PyTorch adapter: CR-PSGD around ``horovod.torch.DistributedOptimizer``, and its baselines.
+"""PyTorch adapter: CR-PSGD, CR-PSGD-Catalyst and the baselines around ``horovod.torch.DistributedOptimizer``.
 
 Importing this module imports torch and ``horovod.torch``; a Horovod built
 without PyTorch fails here with Horovod's own message.
 """
 
+from crpsgd_hvd.torch.catalyst import CRPSGDCatalyst
 from crpsgd_hvd.torch.data import ShardSampler
 from crpsgd_hvd.torch.local_sgd import OPTIMIZER_STATE_POLICIES, LocalSGD, StepResult, StepSpec
-from crpsgd_hvd.torch.loop import fit
+from crpsgd_hvd.torch.loop import fit, fit_catalyst
 from crpsgd_hvd.torch.methods import METHODS, make_method
 from crpsgd_hvd.torch.optimizer import CRPSGD, RoundResult, RoundSpec
 
-__all__ = ["CRPSGD", "LocalSGD", "METHODS", "OPTIMIZER_STATE_POLICIES", "RoundResult", "RoundSpec",
-           "ShardSampler", "StepResult", "StepSpec", "fit", "make_method"]
+__all__ = ["CRPSGD", "CRPSGDCatalyst", "LocalSGD", "METHODS", "OPTIMIZER_STATE_POLICIES", "RoundResult",
+           "RoundSpec", "ShardSampler", "StepResult", "StepSpec", "fit", "fit_catalyst", "make_method"]

@@ -1,11 +1,11 @@
-"""The training loop shared by CR-PSGD and its baselines, with a progress bar on rank 0."""
+"""The training loops of Algorithms 1 and 2 and of the baselines, with a progress bar on rank 0."""
 
 import horovod.torch as hvd
 from tqdm.auto import tqdm
 
 from crpsgd_hvd.torch.local_sgd import LocalSGD
 
-__all__ = ["fit"]
+__all__ = ["fit", "fit_catalyst"]
 
 
 def fit(method, draw, loss_fn, *, progress=True, callback=None):
@@ -30,19 +30,62 @@ def fit(method, draw, loss_fn, *, progress=True, callback=None):
         list of RoundResult or StepResult, one per update.
     """
     start_update = method.next_step if isinstance(method, LocalSGD) else method.next_round
-    show = progress and hvd.rank() == 0
-    bar = tqdm(total=method.plan.samples_per_worker, unit="sample", desc=type(method).__name__,
-               disable=not show, mininterval=1.0)
+    with progress_bar(method.plan.samples_per_worker, type(method).__name__, progress) as bar:
+        return run_rounds(method, start_update, draw, loss_fn, bar, callback, {})
+
+
+def fit_catalyst(catalyst, draw, loss_fn, *, progress=True, callback=None, outer_callback=None):
+    """Run every outer iteration of Algorithm 2 and return the rounds' results, per outer iteration.
+
+    Args:
+        catalyst (CRPSGDCatalyst): the outer-loop and round driver.
+        draw (callable): as for :func:`fit`. In epoch mode each inner call
+            draws one epoch's worth of samples (all of it with
+            ``leftover="final_round"``), so a :class:`ShardSampler` walks
+            through one epoch per outer iteration.
+        loss_fn (callable): the mean loss of f over the samples, as for
+            :func:`fit`; the proximal term is added by ``catalyst``, not here.
+        progress (bool): show a progress bar over all inner calls' samples on
+            rank 0. Default: True.
+        callback (callable, optional): called with each :class:`RoundResult`
+            after its step, on every rank; ``result.round`` restarts at 1 in
+            every outer iteration.
+        outer_callback (callable, optional): called as ``outer_callback(k,
+            results)`` after outer iteration k has moved the anchor, with that
+            iteration's list of RoundResult, on every rank.
+
+    Returns:
+        list of lists of RoundResult, one list per outer iteration.
+    """
+    plan = catalyst.catalyst_plan
     results = []
-    with bar:
-        while (spec := start_update()) is not None:
-            for size in spec.micro_batch_sizes:
-                method.backward(loss_fn(draw(size)), size)
-            result = method.step()
-            results.append(result)
-            bar.update(result.batch_size)
-            bar.set_postfix(round=f"{result.round}/{method.plan.num_rounds}", batch=result.batch_size,
-                            loss=f"{result.loss:.4g}", refresh=False)
-            if callback is not None:
-                callback(result)
+    with progress_bar(plan.samples_per_worker, "CR-PSGD-Catalyst", progress) as bar:
+        while (k := catalyst.next_outer()) is not None:
+            inner = run_rounds(catalyst, catalyst.next_round, draw, loss_fn, bar, callback,
+                               {"outer": f"{k}/{plan.num_outer}"})
+            catalyst.end_outer()
+            results.append(inner)
+            if outer_callback is not None:
+                outer_callback(k, inner)
+    return results
+
+
+def progress_bar(total_samples, description, progress):
+    show = progress and hvd.rank() == 0
+    return tqdm(total=total_samples, unit="sample", desc=description, disable=not show, mininterval=1.0)
+
+
+def run_rounds(method, start_update, draw, loss_fn, bar, callback, postfix):
+    """Run updates until ``start_update()`` returns None, advancing ``bar`` by each update's samples."""
+    results = []
+    while (spec := start_update()) is not None:
+        for size in spec.micro_batch_sizes:
+            method.backward(loss_fn(draw(size)), size)
+        result = method.step()
+        results.append(result)
+        bar.update(result.batch_size)
+        bar.set_postfix(**postfix, round=f"{result.round}/{method.plan.num_rounds}", batch=result.batch_size,
+                        loss=f"{result.loss:.4g}", refresh=False)
+        if callback is not None:
+            callback(result)
     return results

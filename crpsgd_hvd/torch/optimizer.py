@@ -216,16 +216,29 @@ class CRPSGD:
         self._micro_batches_done += 1
 
     def step(self) -> RoundResult:
-        """Finish the round: wait for its allreduce, step the optimizer, advance the counters."""
+        """Finish the round: wait for its allreduce, call :meth:`after_allreduce`, step the optimizer, count."""
         spec = self._require_open_round("step()")
         check_micro_batches_done(spec.micro_batch_sizes, self._micro_batches_done, f"round {spec.round}")
 
-        self.optimizer.step()
+        self.optimizer.synchronize()
+        self.after_allreduce()
+        with self.optimizer.skip_synchronize():
+            self.optimizer.step()
         self.state = self.state.advance(spec.batch_size)
         self.accounting.record_round(spec.batch_size)
         self._round = None
         return RoundResult(spec.round, spec.batch_size, float(self._loss_sum), self.state.samples,
                            self.accounting.state_dict())
+
+    def after_allreduce(self):
+        """Change the round's averaged gradient in ``.grad`` before the optimizer step; by default, nothing.
+
+        :meth:`step` calls this once per round, after Horovod's allreduce has
+        written the mean gradient over all workers into each parameter's
+        ``.grad`` and before the wrapped optimizer updates the parameters.
+        Subclasses override it to add a term that every worker computes
+        identically, such as the proximal gradient of CR-PSGD-Catalyst.
+        """
 
     @property
     def round_open(self):

@@ -19,3 +19,8 @@ def rank_samples(rank, count=256):
     inputs = torch.randn(count, 5, generator=generator, dtype=torch.float64)
     targets = torch.randn(count, 2, generator=generator, dtype=torch.float64)
     return inputs, targets
+
+# CR-PSGD-Catalyst: epoch mode spends SHARD samples per inner call for OUTER calls;
+# theorem mode gets THEOREM_BUDGET per worker, so K = isqrt(2 * 72) = 12 calls of isqrt(36) = 6.
+CATALYST = {"b1": 2, "rho": 1.5, "theta": 0.5, "lr": 0.05, "momentum": 0.9, "weight_decay": 0.01,
+            "shard": 20, "outer": 3, "theorem_budget": 72}
