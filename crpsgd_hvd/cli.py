@@ -9,23 +9,37 @@ from crpsgd_hvd.rounds import LEFTOVER_POLICIES
 from crpsgd_hvd.schedules import ConstantSchedule, GeometricSchedule
 
 
+# Library argument names and the flags that set them, so errors name the flag to change.
+FLAGS = {"b1": "--b1", "rho": "--rho", "b_max": "--b-max", "budget": "--budget", "num_workers": "--workers",
+         "num_params": "--params", "bytes_per_param": "--bytes-per-param", "num_outer": "--outer",
+         "shard_size": "--shard-size", "batch_size": "--b1"}
+
+
+def count(text):
+    """Parse a count, accepting integral floats such as 1e4; other floats pass on for the library to reject."""
+    value = float(text)
+    return int(value) if value.is_integer() else value
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="crpsgd-hvd", description=(
         "Tools for communication-reduced parallel SGD (CR-PSGD) on Horovod."))
     commands = parser.add_subparsers(dest="command", required=True)
 
     plan = commands.add_parser("plan", help="print the rounds, samples and bytes of a run before it starts")
+    plan.set_defaults(command_parser=plan)
     plan.add_argument("--schedule", choices=("geometric", "constant"), default="geometric",
                       help="geometric: B_t = floor(rho^(t-1) B1), capped at --b-max; constant: B_t = B1")
-    plan.add_argument("--b1", type=float, default=2, help="first per-worker batch B1 (default: 2)")
-    plan.add_argument("--rho", type=float, default=1.1, help="growth factor rho > 1 (default: 1.1)")
-    plan.add_argument("--b-max", type=float, default=None, help="cap on the per-worker batch (default: none)")
-    plan.add_argument("--budget", type=float, default=10_000,
+    plan.add_argument("--b1", type=count, default=2, help="first per-worker batch B1 (default: 2)")
+    plan.add_argument("--rho", type=float, default=None,
+                      help="growth factor rho > 1, with --schedule geometric (default: 1.1)")
+    plan.add_argument("--b-max", type=count, default=None, help="cap on the per-worker batch (default: none)")
+    plan.add_argument("--budget", type=count, default=10_000,
                       help="T, stochastic gradients per worker (default: 10000)")
-    plan.add_argument("--workers", type=float, default=1, help="N, number of workers (default: 1)")
-    plan.add_argument("--params", type=float, default=0,
+    plan.add_argument("--workers", type=count, default=1, help="N, number of workers (default: 1)")
+    plan.add_argument("--params", type=count, default=0,
                       help="gradient elements allreduced per round, for the byte counts (default: 0)")
-    plan.add_argument("--bytes-per-param", type=float, default=4,
+    plan.add_argument("--bytes-per-param", type=count, default=4,
                       help="bytes per gradient element on the wire (default: 4, float32)")
     plan.add_argument("--leftover", choices=LEFTOVER_POLICIES, default="drop",
                       help="drop the samples the last full round cannot use, or spend them "
@@ -34,9 +48,9 @@ def build_parser():
                       help="plan CR-PSGD-Catalyst (Algorithm 2). theorem: floor(sqrt(N T)) inner calls of "
                            "floor(sqrt(T / N)) gradients for the total budget --budget; epoch: --outer inner "
                            "calls of one epoch of --shard-size samples each (default: plain CR-PSGD)")
-    plan.add_argument("--outer", type=float, default=None,
+    plan.add_argument("--outer", type=count, default=None,
                       help="K, the number of outer iterations, with --catalyst epoch")
-    plan.add_argument("--shard-size", type=float, default=None,
+    plan.add_argument("--shard-size", type=count, default=None,
                       help="samples in each worker's shard, with --catalyst epoch")
     plan.add_argument("--json", action="store_true", help="print JSON instead of a table")
     return parser
@@ -44,9 +58,12 @@ def build_parser():
 
 def run_plan(args):
     if args.schedule == "constant":
+        if args.rho is not None or args.b_max is not None:
+            raise ValueError("--rho and --b-max apply to --schedule geometric only; "
+                             "the constant schedule uses --b1 in every round")
         schedule = ConstantSchedule(args.b1)
     else:
-        schedule = GeometricSchedule(args.b1, args.rho, args.b_max)
+        schedule = GeometricSchedule(args.b1, 1.1 if args.rho is None else args.rho, args.b_max)
     sizes = {"num_workers": args.workers, "num_params": args.params,
              "bytes_per_param": args.bytes_per_param, "leftover": args.leftover}
     if args.catalyst is None:
@@ -65,6 +82,13 @@ def catalyst_loop(args):
     return CatalystLoop.per_epoch(args.shard_size, args.outer)
 
 
+def flag_message(error):
+    """Return the error's message with a leading library argument name replaced by its flag."""
+    message = str(error)
+    name = message.split(" ", 1)[0]
+    return FLAGS[name] + message[len(name):] if name in FLAGS else message
+
+
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -72,8 +96,8 @@ def main(argv=None):
         if args.command == "plan":
             run_plan(args)
     except ValueError as error:
-        # Invalid values get argparse's usage line and exit status 2.
-        parser.error(str(error))
+        # Invalid values get the subcommand's usage line and exit status 2.
+        args.command_parser.error(flag_message(error))
     return 0
 
 

@@ -1,12 +1,19 @@
 #!/usr/bin/env python3
-"""Create the project environment: a virtualenv with torch (CPU) and Horovod built from source.
+"""Create the project environment: torch and TensorFlow (CPU) and Horovod built from source.
 
 Horovod 0.28.1 is published only as a source package. This script builds it
-with Gloo on CPU for PyTorch, applying two fixes that the platform needs:
+with Gloo on CPU for PyTorch and TensorFlow, applying three fixes that the
+platform needs:
 
 * torch >= 2.1 needs C++17, where Horovod's CMake files ask for C++14;
 * CMake >= 4 rejects the bundled Gloo's old minimum version, so with such a
-  CMake the build sets CMAKE_POLICY_VERSION_MINIMUM=3.5.
+  CMake the build sets CMAKE_POLICY_VERSION_MINIMUM=3.5;
+* horovod/tensorflow/xla_mpi_ops.cc includes a header that the TensorFlow
+  wheel does not ship, so it is left out of the build (Horovod's XLA ops are
+  then unavailable; its ordinary TensorFlow ops are unaffected).
+
+TensorFlow 2.21 ships Keras 3, which Horovod's Keras optimizer does not
+support; tf_keras 2.21 (Keras 2) is installed beside it.
 
 The built wheel is cached under ``.cache/horovod/<key>/``, the key being a
 hash of everything the build depends on, so that a second set-up installs it
@@ -34,11 +41,13 @@ ROOT = Path(__file__).resolve().parent.parent
 CACHE = Path(os.environ.get("CRPSGD_CACHE", ROOT / ".cache")) / "horovod"
 HOROVOD_VERSION = "0.28.1"
 TORCH_VERSION = "2.13.0"
+TENSORFLOW_VERSION = "2.21.0"
 # Raise when the patches or build flags below change, so cached wheels are rebuilt.
-BUILD_RECIPE = 1
+BUILD_RECIPE = 2
 BUILD_ENV = {
     "HOROVOD_WITH_PYTORCH": "1",
-    "HOROVOD_WITHOUT_TENSORFLOW": "1",
+    "HOROVOD_WITH_TENSORFLOW": "1",
+    "TF_USE_LEGACY_KERAS": "1",
     "HOROVOD_WITHOUT_MXNET": "1",
     "HOROVOD_WITH_GLOO": "1",
     "HOROVOD_WITHOUT_MPI": "1",
@@ -116,6 +125,7 @@ def build_key(cmake):
     inputs = {
         "horovod": HOROVOD_VERSION,
         "torch": TORCH_VERSION,
+        "tensorflow": TENSORFLOW_VERSION,
         "python": platform.python_version(),
         "machine": platform.machine(),
         "cmake_major": cmake[0],
@@ -125,16 +135,21 @@ def build_key(cmake):
     return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def patch_file(source, relative, old, new):
+    path = source / relative
+    text = path.read_text()
+    if old not in text:
+        fail(f"expected {old!r} in {relative} of Horovod {HOROVOD_VERSION}; "
+             "the source package differs from the one this script knows")
+    path.write_text(text.replace(old, new))
+
+
 def patch_sources(source):
-    """Apply the C++17 fix to Horovod's CMake files."""
+    """Apply the C++17 fix and leave the XLA ops out of the TensorFlow library."""
     for relative in ("CMakeLists.txt", "horovod/torch/CMakeLists.txt"):
-        path = source / relative
-        text = path.read_text()
-        patched = text.replace("set(CMAKE_CXX_STANDARD 14)", "set(CMAKE_CXX_STANDARD 17)")
-        if patched == text:
-            fail(f"expected 'set(CMAKE_CXX_STANDARD 14)' in {relative} of Horovod {HOROVOD_VERSION}; "
-                 "the source package differs from the one this script knows")
-        path.write_text(patched)
+        patch_file(source, relative, "set(CMAKE_CXX_STANDARD 14)", "set(CMAKE_CXX_STANDARD 17)")
+    patch_file(source, "horovod/tensorflow/CMakeLists.txt",
+               'list(APPEND TF_SOURCES "${PROJECT_SOURCE_DIR}/horovod/tensorflow/xla_mpi_ops.cc")\n', "")
 
 
 def download_sdist(venv):
@@ -172,7 +187,7 @@ def build_wheel(venv, cmake, wheel_dir):
         source = Path(scratch) / f"horovod-{HOROVOD_VERSION}"
         patch_sources(source)
 
-        say(f"building Horovod {HOROVOD_VERSION} (PyTorch, Gloo, CPU); log: {log_path}")
+        say(f"building Horovod {HOROVOD_VERSION} (PyTorch, TensorFlow, Gloo, CPU); log: {log_path}")
         started = time.monotonic()
         with open(log_path, "w") as log:
             process = subprocess.Popen(
@@ -198,7 +213,7 @@ def cached_wheel(wheel_dir):
 def check_horovod(venv):
     horovodrun = venv / "bin" / "horovodrun"
     output = run([str(horovodrun), "--check-build"])
-    for feature in ("PyTorch", "Gloo"):
+    for feature in ("PyTorch", "TensorFlow", "Gloo"):
         if not re.search(rf"\[X\]\s+{feature}", output):
             fail(f"horovodrun --check-build does not list {feature}:\n{output}")
     return output
@@ -226,8 +241,10 @@ def main():
         return
 
     ensure_venv(venv)
-    say(f"installing torch {TORCH_VERSION} (CPU), numpy and Horovod's requirements")
-    pip(venv, "install", "--quiet", f"torch=={TORCH_VERSION}", "numpy", *HOROVOD_REQUIREMENTS)
+    say(f"installing torch {TORCH_VERSION} and TensorFlow {TENSORFLOW_VERSION} (CPU), tf_keras, "
+        "numpy and Horovod's requirements (the first time downloads about 1 GB)")
+    pip(venv, "install", "--quiet", f"torch=={TORCH_VERSION}", f"tensorflow-cpu=={TENSORFLOW_VERSION}",
+        f"tf_keras=={TENSORFLOW_VERSION}", "numpy", *HOROVOD_REQUIREMENTS)
 
     wheel_dir = CACHE / key
     if args.rebuild or cached_wheel(wheel_dir) is None:
@@ -236,8 +253,8 @@ def main():
         say(f"using the cached Horovod wheel in {wheel_dir}")
     pip(venv, "install", "--quiet", "--force-reinstall", "--no-deps", str(cached_wheel(wheel_dir)))
 
-    say("installing crpsgd_hvd with its torch and dev extras")
-    pip(venv, "install", "--quiet", "-e", f"{ROOT}[torch,examples,dev]")
+    say("installing crpsgd_hvd with its torch, tf, examples and dev extras")
+    pip(venv, "install", "--quiet", "-e", f"{ROOT}[torch,tf,examples,dev]")
     say(check_horovod(venv).strip().replace("\n", "\n[setup] "))
     stamp.write_text(json.dumps(stamp_contents(key)))
     say(f"environment {venv} is ready")

@@ -71,35 +71,35 @@ def test_plan_rejects_rho_one(capsys):
     code, err = run_error(capsys, "--rho", "1.0")
 
     assert code == 2
-    assert "rho must be > 1.0, got 1.0" in err
+    assert "--rho must be > 1.0, got 1.0" in err
 
 
 def test_plan_rejects_non_integer_b1(capsys):
     code, err = run_error(capsys, "--b1", "2.5")
 
     assert code == 2
-    assert "b1 must be an integer, got 2.5" in err
+    assert "--b1 must be an integer, got 2.5" in err
 
 
 def test_plan_rejects_budget_below_b1(capsys):
     code, err = run_error(capsys, "--b1", "4", "--budget", "3")
 
     assert code == 2
-    assert "budget must be >= the first batch B1 = 4" in err
+    assert "--budget must be >= the first batch B1 = 4" in err
 
 
 def test_plan_rejects_zero_workers(capsys):
     code, err = run_error(capsys, "--workers", "0")
 
     assert code == 2
-    assert "num_workers must be >= 1" in err
+    assert "--workers must be >= 1, got 0" in err
 
 
 def test_plan_rejects_b_max_below_b1(capsys):
     code, err = run_error(capsys, "--b1", "32", "--b-max", "16")
 
     assert code == 2
-    assert "b_max must be >= b1 = 32" in err
+    assert "--b-max must be >= b1 = 32, got 16" in err
 
 
 def test_plan_rejects_unknown_leftover(capsys):
@@ -107,6 +107,13 @@ def test_plan_rejects_unknown_leftover(capsys):
 
     assert code == 2
     assert "--leftover" in err
+
+
+def test_plan_rejects_rho_for_constant(capsys):
+    code, err = run_error(capsys, "--schedule", "constant", "--rho", "1.2")
+
+    assert code == 2
+    assert "--rho and --b-max apply to --schedule geometric only" in err
 
 
 def test_plan_error_prints_usage(capsys):
