@@ -14,6 +14,8 @@ setup(
     install_requires=["numpy>=1.26", "tqdm>=4.66"],
     extras_require={
         "torch": ["torch==2.13.0", HOROVOD],
+        # Keras 2 from tf_keras: Horovod 0.28.1's Keras optimizer does not support Keras 3.
+        "tf": ["tensorflow-cpu==2.21.0", "tf_keras==2.21.0", HOROVOD],
         "examples": ["matplotlib>=3.8", "scikit-learn>=1.4"],
         "dev": ["pytest>=8", "pytest-timeout>=2.3", "hypothesis>=6", "matplotlib>=3.8",
                 "scikit-learn>=1.4"],

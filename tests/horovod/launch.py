@@ -22,7 +22,9 @@ def horovodrun(script, *args, np=2, timeout=180, extra=()):
     command = [str(horovodrun_bin), "--gloo", "-np", str(np), "-H", f"localhost:{np}", *extra,
                sys.executable, str(WORKERS / script if (WORKERS / script).exists() else ROOT / script),
                *map(str, args)]
-    env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
+    # TF_CPP_MIN_LOG_LEVEL=2 keeps TensorFlow's start-up notices out of the output that tests read.
+    env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1",
+               TF_CPP_MIN_LOG_LEVEL="2")
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:

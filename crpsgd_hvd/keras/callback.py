@@ -1,0 +1,127 @@
+"""The ``model.fit`` callback that runs CR-PSGD rounds over fixed-size micro-batches."""
+
+import logging
+
+import horovod.tensorflow as hvd_tf
+import horovod.tensorflow.keras as hvd
+import tf_keras
+
+from crpsgd_hvd._validation import check_choice, check_int
+from crpsgd_hvd.accounting import CommunicationAccounting
+from crpsgd_hvd.plan import make_plan
+from crpsgd_hvd.rounds import LEFTOVER_POLICIES, RoundState, check_budget, micro_batch_sizes, next_round_batch
+from crpsgd_hvd.schedules import BatchSchedule
+
+__all__ = ["CRPSGDCallback"]
+
+logger = logging.getLogger(__name__)
+
+
+class CRPSGDCallback(tf_keras.callbacks.Callback):
+    """Drive Algorithm 1 (CR-PSGD) from ``model.fit`` with a :func:`round_optimizer`.
+
+    Each ``fit`` step is one micro-batch. Before a round the callback reads
+    B_t from the schedule and tells the optimizer how many micro-batches the
+    round has; before each micro-batch it sets the gradient weight to the
+    micro-batch's samples / B_t. The data must therefore arrive in the planned
+    micro-batch sizes: :func:`crpsgd_hvd.keras.round_dataset` makes such a
+    dataset and :attr:`steps` is the ``steps_per_epoch`` to pass to ``fit``.
+    Training stops when the budget is spent.
+
+    After each round the callback adds ``round``, ``B_t``, ``rounds``,
+    ``samples`` and ``bytes_sent`` to the batch ``logs``, and the totals to the
+    epoch ``logs``, so History, CSVLogger and TensorBoard record them.
+
+    Args:
+        optimizer: the model's optimizer, made by :func:`round_optimizer`.
+        schedule (BatchSchedule): per-worker batch B_t.
+        budget (int): T, stochastic gradients per worker, >= B1.
+        micro_batch_size (int): samples per ``fit`` step (the last
+            micro-batch of a round may be smaller), >= 1.
+        leftover (str): ``"drop"`` (default) or ``"final_round"``.
+        broadcast (bool): broadcast the model's variables from rank 0 when
+            training begins, before any gradient is computed. Default: True.
+            Horovod's ``BroadcastGlobalVariablesCallback`` broadcasts only
+            after the first step, when each rank has already computed a
+            gradient at its own initial weights.
+    """
+
+    def __init__(self, optimizer, schedule: BatchSchedule, budget, micro_batch_size, *,
+                 leftover="drop", broadcast=True):
+        super().__init__()
+        if not hasattr(optimizer, "start_round"):
+            raise ValueError("optimizer must come from crpsgd_hvd.keras.round_optimizer, "
+                             f"got {type(optimizer).__name__}")
+        if not isinstance(schedule, BatchSchedule):
+            raise ValueError(f"schedule must be a crpsgd_hvd BatchSchedule, got {type(schedule).__name__}")
+        self.optimizer = optimizer
+        self.schedule = schedule
+        self.budget = check_budget(schedule, budget)
+        self.micro_batch_size = check_int("micro_batch_size", micro_batch_size, minimum=1)
+        self.leftover = check_choice("leftover", leftover, LEFTOVER_POLICIES)
+        self.broadcast = broadcast
+        self.num_workers = optimizer.process_set.size()
+        self.state = RoundState()
+        self.accounting = CommunicationAccounting(num_workers=self.num_workers)
+        self.plan = make_plan(schedule, self.budget, self.num_workers, leftover=self.leftover)
+        self._sizes = ()
+        self._position = 0
+        self._batch = None
+
+    @property
+    def steps(self):
+        """``fit`` steps (micro-batches) that the whole plan takes."""
+        return sum(len(micro_batch_sizes(row.batch_per_worker, self.micro_batch_size))
+                   for row in self.plan.rounds)
+
+    def on_train_begin(self, logs=None):
+        if self.model.optimizer is not self.optimizer:
+            raise ValueError("the model must be compiled with this callback's optimizer")
+        if self.broadcast:
+            hvd_tf.broadcast_variables(self.model.variables, root_rank=0)
+        num_params = sum(int(v.shape.num_elements()) for v in self.model.trainable_variables)
+        bytes_per_param = self.model.trainable_variables[0].dtype.size
+        self.plan = make_plan(self.schedule, self.budget, self.num_workers, num_params, bytes_per_param,
+                              self.leftover)
+        self._payload_bytes = sum(int(v.shape.num_elements()) * v.dtype.size
+                                  for v in self.model.trainable_variables)
+        if hvd.rank() == 0:
+            logger.info("CR-PSGD plan: %d rounds, %d fit steps of at most %d samples",
+                        self.plan.num_rounds, self.steps, self.micro_batch_size)
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self._position == len(self._sizes):
+            self._start_round()
+        self.optimizer.set_micro_batch_weight(self._sizes[self._position] / self._batch)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._position += 1
+        if self._position < len(self._sizes):
+            return
+
+        self.state = self.state.advance(self._batch)
+        self.accounting.record_round(self._batch)
+        while self.accounting.allreduce_calls < int(self.optimizer.allreduce_count.numpy()):
+            self.accounting.record_allreduce(self._payload_bytes)
+        if logs is not None:
+            logs.update(round=self.state.rounds, B_t=self._batch, **self._totals())
+        if next_round_batch(self.schedule, self.budget, self.state, self.leftover) is None:
+            self.model.stop_training = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs.update(self._totals())
+
+    def _start_round(self):
+        batch = next_round_batch(self.schedule, self.budget, self.state, self.leftover)
+        if batch is None:
+            raise RuntimeError(f"fit ran past the budget of {self.budget} samples per worker: "
+                               f"pass steps_per_epoch={self.steps} and epochs=1")
+        self._batch = batch
+        self._sizes = micro_batch_sizes(batch, self.micro_batch_size)
+        self._position = 0
+        self.optimizer.start_round(len(self._sizes))
+
+    def _totals(self):
+        return {"rounds": self.accounting.rounds, "samples": self.accounting.samples,
+                "bytes_sent": self.accounting.bytes_sent}

@@ -1,0 +1,137 @@
+"""A Keras optimizer that accumulates micro-batch gradients and allreduces once per round.
+
+Horovod's Keras ``DistributedOptimizer`` accumulates gradients over a
+``backward_passes_per_step`` fixed when it is built, adds them unweighted,
+and advances ``optimizer.iterations`` on every micro-batch. CR-PSGD needs a
+count that changes every round, weights proportional to each micro-batch's
+samples, and one optimizer step per round. :func:`round_optimizer` builds an
+optimizer on top of Horovod's (so Horovod's allreduce, compression, process
+sets and callbacks stay in use) whose round length and micro-batch weight
+are TensorFlow variables that :class:`crpsgd_hvd.keras.CRPSGDCallback` sets
+between ``fit`` steps.
+"""
+
+import horovod.tensorflow.keras as hvd
+import tensorflow as tf
+
+__all__ = ["round_optimizer"]
+
+
+class _RoundOptimizerMixin:
+    """The methods that :func:`round_optimizer` puts in front of Horovod's optimizer class."""
+
+    def _init_round_state(self, user_class):
+        self._user_class = user_class
+        with tf.init_scope():
+            self.micro_batches_per_round = tf.Variable(1, dtype=tf.int64, trainable=False,
+                                                       name="crpsgd_micro_batches_per_round")
+            self.micro_batch_weight = tf.Variable(1.0, dtype=tf.float64, trainable=False,
+                                                  name="crpsgd_micro_batch_weight")
+            self.micro_batches_done = tf.Variable(0, dtype=tf.int64, trainable=False,
+                                                  name="crpsgd_micro_batches_done")
+            self.allreduce_count = tf.Variable(0, dtype=tf.int64, trainable=False,
+                                               name="crpsgd_allreduce_count")
+        self._accumulators = None
+
+    def start_round(self, num_micro_batches):
+        """Expect ``num_micro_batches`` micro-batches before the next allreduce (eager call)."""
+        self.micro_batches_per_round.assign(num_micro_batches)
+        self.micro_batches_done.assign(0)
+
+    def set_micro_batch_weight(self, weight):
+        """Weight the next micro-batch's gradient by ``weight`` = its samples / B_t (eager call)."""
+        self.micro_batch_weight.assign(weight)
+
+    def compute_gradients(self, loss, var_list, tape=None):
+        # Local gradients of the wrapped optimizer's class, without Horovod's allreduce.
+        grads_and_vars = self._user_class.compute_gradients(self, loss, var_list, tape)
+        grads, variables = zip(*grads_and_vars)
+        self._build_accumulators(variables)
+
+        for accumulator, grad in zip(self._accumulators, grads):
+            if grad is not None:
+                weight = tf.cast(self.micro_batch_weight, accumulator.dtype)
+                accumulator.assign_add(weight * tf.convert_to_tensor(grad))
+        self.micro_batches_done.assign_add(1)
+        accumulated = [accumulator.read_value() for accumulator in self._accumulators]
+
+        def allreduce():
+            self.allreduce_count.assign_add(1)
+            return self._allreduce(accumulated, variables)  # Horovod's collective
+
+        reduced = tf.cond(self._round_complete(), allreduce, lambda: accumulated)
+        return list(zip(reduced, variables))
+
+    def apply_gradients(self, grads_and_vars, *args, **kwargs):
+        grads_and_vars = list(grads_and_vars)
+
+        def step():
+            # The wrapped class's step: one update, one advance of iterations.
+            with tf.control_dependencies([self._user_class.apply_gradients(self, grads_and_vars, *args, **kwargs)]):
+                resets = [accumulator.assign(tf.zeros_like(accumulator)) for accumulator in self._accumulators]
+                resets.append(self.micro_batches_done.assign(0))
+            with tf.control_dependencies(resets):
+                return tf.identity(self.iterations)
+
+        return tf.cond(self._round_complete(), step, lambda: tf.identity(self.iterations))
+
+    def _round_complete(self):
+        return tf.equal(self.micro_batches_done, self.micro_batches_per_round)
+
+    def _build_accumulators(self, variables):
+        if self._accumulators is not None:
+            return
+        # Created once, outside any tf.function trace, like the optimizer's own slots.
+        with tf.init_scope():
+            self._accumulators = [
+                tf.Variable(tf.zeros(v.shape, dtype=v.dtype), trainable=False,
+                            name=f"crpsgd_accumulator_{i}")
+                for i, v in enumerate(variables)]
+
+
+def round_optimizer(optimizer, *, compression=None, op=None, process_set=None,
+                    gradient_predivide_factor=1.0, sparse_as_dense=True):
+    """Wrap a ``tf_keras`` optimizer for CR-PSGD rounds on Horovod.
+
+    The result is an instance of a subclass of ``optimizer``'s class (as with
+    Horovod), so it saves and restores like the original. Each ``fit`` step
+    adds ``weight * gradient`` to local accumulators; on the round's last
+    micro-batch Horovod allreduces the accumulated gradients and the wrapped
+    optimizer steps once, advancing ``iterations`` once per round.
+
+    Args:
+        optimizer: a ``tf_keras.optimizers.Optimizer`` (not already wrapped by Horovod).
+        compression: Horovod compression. Default: ``hvd.Compression.none``.
+        op: ``hvd.Average`` (default) or ``hvd.Sum``.
+        process_set: Horovod process set. Default: all ranks.
+        gradient_predivide_factor (float): as in Horovod. Default: 1.0.
+        sparse_as_dense (bool): densify sparse gradients, which accumulation
+            needs. Default: True.
+
+    Raises:
+        ValueError: for an unsupported ``op`` or an already wrapped optimizer.
+    """
+    if hasattr(optimizer, "_allreduce_grads"):
+        raise ValueError("optimizer must be a plain tf_keras optimizer, got a Horovod "
+                         "DistributedOptimizer: round_optimizer wraps the optimizer itself")
+    op = hvd.Average if op is None else op
+    if op not in (hvd.Average, hvd.Sum):
+        raise ValueError(f"op must be hvd.Average or hvd.Sum, got {op!r}")
+
+    user_class = type(optimizer)
+    horovod_optimizer = hvd.DistributedOptimizer(
+        optimizer, compression=compression or hvd.Compression.none, op=op,
+        gradient_predivide_factor=gradient_predivide_factor, sparse_as_dense=sparse_as_dense,
+        process_set=process_set or hvd.global_process_set)
+    # Horovod's methods call super(self.__class__, self), so they only work in a
+    # direct subclass of the user's class: the round class is one, with Horovod's
+    # methods (closures over the options above) and the round methods on top.
+    methods = {key: value for key, value in vars(type(horovod_optimizer)).items()
+               if key not in ("__dict__", "__weakref__")}
+    methods.update({key: value for key, value in vars(_RoundOptimizerMixin).items()
+                    if callable(value) and not key.startswith("__")})
+    round_class = type(user_class.__name__, (user_class,), methods)
+
+    wrapped = round_class.from_config(optimizer.get_config())
+    wrapped._init_round_state(user_class)
+    return wrapped

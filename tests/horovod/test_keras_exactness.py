@@ -1,0 +1,66 @@
+"""CRPSGDCallback under horovodrun -np 2 against a single-process float64 reference."""
+
+import json
+import sys
+
+import numpy as np
+import pytest
+
+from crpsgd_hvd import GeometricSchedule, micro_batch_sizes, planned_batches
+from tests.horovod.launch import WORKERS, horovodrun
+
+keras_adapter = pytest.importorskip("crpsgd_hvd.keras", reason="the Keras adapter needs TensorFlow")
+import tensorflow as tf  # noqa: E402
+import tf_keras  # noqa: E402
+
+sys.path.insert(0, str(WORKERS))
+from keras_common import SETTINGS, make_model, rank_samples  # noqa: E402
+
+NUM_WORKERS = 2
+
+
+def reference_rounds(initial, batches):
+    """Yield the weights after each round of full-batch SGD on both ranks' samples."""
+    model = make_model()
+    model.set_weights([np.array(w) for w in initial])
+    optimizer = tf_keras.optimizers.SGD(SETTINGS["lr"], momentum=SETTINGS["momentum"])
+    samples = [rank_samples(rank) for rank in range(NUM_WORKERS)]
+    position = 0
+    for batch in batches:
+        inputs = np.concatenate([x[position:position + batch] for x, _ in samples])
+        targets = np.concatenate([y[position:position + batch] for _, y in samples])
+        position += batch
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(tf.square(model(inputs) - targets))
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        yield model.get_weights()
+
+
+@pytest.mark.parametrize("micro_batch_size, leftover", [(1, "drop"), (7, "final_round")])
+def test_rounds_match_reference(tmp_path, micro_batch_size, leftover):
+    result = horovodrun("keras_exactness.py", tmp_path, micro_batch_size, leftover, np=NUM_WORKERS, timeout=300)
+    assert result.returncode == 0, result.stdout
+    ranks = [json.loads((tmp_path / f"rank{rank}.json").read_text()) for rank in range(NUM_WORKERS)]
+    schedule = GeometricSchedule(SETTINGS["b1"], SETTINGS["rho"], SETTINGS["b_max"])
+    expected_batches = planned_batches(schedule, SETTINGS["budget"], leftover)
+    expected_steps = sum(len(micro_batch_sizes(b, micro_batch_size)) for b in expected_batches)
+
+    assert ranks[0]["initial"] == ranks[1]["initial"], "the broadcast did not give both ranks rank 0's start"
+    for rank in ranks:
+        assert [r["batch"] for r in rank["rounds"]] == expected_batches
+        assert rank["steps"] == expected_steps
+        assert rank["iterations"] == len(expected_batches)
+        assert [r["iterations"] for r in rank["rounds"]] == list(range(1, len(expected_batches) + 1))
+        assert rank["allreduce_count"] == len(expected_batches)
+        assert rank["accounting"]["rounds"] == len(expected_batches)
+        assert rank["accounting"]["allreduce_calls"] == len(expected_batches)
+        assert rank["history"]["rounds"] == [len(expected_batches)]
+        assert rank["history"]["samples"] == [sum(expected_batches)]
+
+    reference = reference_rounds(ranks[0]["initial"], expected_batches)
+    for t, expected in enumerate(reference):
+        for rank in ranks:
+            for got, want in zip(rank["rounds"][t]["weights"], expected):
+                np.testing.assert_allclose(np.array(got), want, rtol=0, atol=1e-12,
+                                           err_msg=f"round {t + 1}")
