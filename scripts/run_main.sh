@@ -2,7 +2,7 @@
 # Set up the environment if needed, then run the main job: the logistic-regression
 # experiment of the CR-PSGD paper under horovodrun, CR-PSGD against classical PSGD.
 #
-#   scripts/run_main.sh            # 4 processes, scaled-down default (about two minutes on 2 cores)
+#   scripts/run_main.sh            # 4 processes, scaled-down default (one to three minutes on 2 cores)
 #   scripts/run_main.sh --paper    # the paper's configuration: 10 processes, T = 10^4
 #
 # Other arguments go to examples/torch/logistic_regression.py (see its --help).
