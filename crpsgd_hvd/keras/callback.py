@@ -6,13 +6,14 @@ import horovod.tensorflow as hvd_tf
 import horovod.tensorflow.keras as hvd
 import tf_keras
 
-from crpsgd_hvd._validation import check_choice, check_int
+from crpsgd_hvd._validation import check_choice, check_int, check_real
 from crpsgd_hvd.accounting import CommunicationAccounting
+from crpsgd_hvd.catalyst import CatalystLoop, CatalystState, next_outer_iteration
 from crpsgd_hvd.plan import make_plan
 from crpsgd_hvd.rounds import LEFTOVER_POLICIES, RoundState, check_budget, micro_batch_sizes, next_round_batch
 from crpsgd_hvd.schedules import BatchSchedule
 
-__all__ = ["CRPSGDCallback"]
+__all__ = ["CRPSGDCallback", "CatalystCallback"]
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +80,8 @@ class CRPSGDCallback(tf_keras.callbacks.Callback):
             raise ValueError("the model must be compiled with this callback's optimizer")
         if self.broadcast:
             hvd_tf.broadcast_variables(self.model.variables, root_rank=0)
+        # Built now, after the broadcast, so every rank starts from rank 0's anchor.
+        self.optimizer._build_accumulators(self.model.trainable_variables)
         num_params = sum(int(v.shape.num_elements()) for v in self.model.trainable_variables)
         bytes_per_param = self.model.trainable_variables[0].dtype.size
         self.plan = make_plan(self.schedule, self.budget, self.num_workers, num_params, bytes_per_param,
@@ -106,7 +109,11 @@ class CRPSGDCallback(tf_keras.callbacks.Callback):
         if logs is not None:
             logs.update(round=self.state.rounds, B_t=self._batch, **self._totals())
         if next_round_batch(self.schedule, self.budget, self.state, self.leftover) is None:
-            self.model.stop_training = True
+            self.on_budget_spent()
+
+    def on_budget_spent(self):
+        """Stop training; :class:`CatalystCallback` starts the next inner call instead."""
+        self.model.stop_training = True
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
@@ -125,3 +132,58 @@ class CRPSGDCallback(tf_keras.callbacks.Callback):
     def _totals(self):
         return {"rounds": self.accounting.rounds, "samples": self.accounting.samples,
                 "bytes_sent": self.accounting.bytes_sent}
+
+
+class CatalystCallback(CRPSGDCallback):
+    r"""Drive Algorithm 2 (CR-PSGD-Catalyst) from ``model.fit``.
+
+    Outer iteration k runs Algorithm 1 on h(x) = f(x) + (theta/2) ||x - y||^2
+    from the anchor y = y_{k-1}: the optimizer adds theta (x - y) to each
+    round's averaged gradient. When the inner budget is spent the anchor moves
+    to the current weights, the schedule restarts at t = 1 and, with
+    ``reset_optimizer_state``, the optimizer's slots (momentum) are zeroed;
+    ``optimizer.iterations`` keeps counting rounds across outer iterations.
+    The anchor covers trainable variables only, not BatchNorm statistics.
+
+    Args:
+        optimizer, schedule, micro_batch_size, leftover, broadcast: as for
+            :class:`CRPSGDCallback`; the budget of each inner call comes
+            from ``loop``.
+        loop (CatalystLoop): outer iterations and inner budget.
+        theta (float): proximal weight, >= 0.
+        reset_optimizer_state (bool): zero the optimizer's slots at each
+            outer iteration, as a fresh call of Algorithm 1 would. Default: True.
+    """
+
+    def __init__(self, optimizer, schedule, loop: CatalystLoop, theta, micro_batch_size, *,
+                 reset_optimizer_state=True, leftover="drop", broadcast=True):
+        if not isinstance(loop, CatalystLoop):
+            raise ValueError(f"loop must be a crpsgd_hvd CatalystLoop, got {type(loop).__name__}")
+        super().__init__(optimizer, schedule, loop.inner_budget, micro_batch_size, leftover=leftover,
+                         broadcast=broadcast)
+        self.loop = loop
+        self.theta = check_real("theta", theta, at_least=0.0)
+        self.reset_optimizer_state = bool(reset_optimizer_state)
+        self.catalyst_state = CatalystState()
+
+    @property
+    def steps(self):
+        """``fit`` steps over all outer iterations."""
+        return super().steps * self.loop.num_outer
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        self.optimizer.proximal_weight.assign(self.theta)
+
+    def on_budget_spent(self):
+        self.optimizer.move_anchor()
+        self.catalyst_state = self.catalyst_state.advance()
+        if next_outer_iteration(self.loop, self.catalyst_state) is None:
+            self.model.stop_training = True
+            return
+        self.state = RoundState()
+        if self.reset_optimizer_state:
+            self.optimizer.reset_slots()
+
+    def _totals(self):
+        return {**super()._totals(), "outer": self.catalyst_state.outer}

@@ -10,9 +10,10 @@ __all__ = ["planned_micro_batch_sizes", "round_dataset"]
 
 
 def planned_micro_batch_sizes(callback):
-    """Return the size of every ``fit`` step of ``callback``'s plan, in order."""
-    return [size for row in callback.plan.rounds
-            for size in micro_batch_sizes(row.batch_per_worker, callback.micro_batch_size)]
+    """Return the size of every ``fit`` step of ``callback``'s plan, in order (all outer iterations)."""
+    inner = [size for row in callback.plan.rounds
+             for size in micro_batch_sizes(row.batch_per_worker, callback.micro_batch_size)]
+    return inner * (callback.steps // len(inner))
 
 
 def round_dataset(features, labels, callback, seed):

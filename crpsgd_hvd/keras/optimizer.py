@@ -31,7 +31,10 @@ class _RoundOptimizerMixin:
                                                   name="crpsgd_micro_batches_done")
             self.allreduce_count = tf.Variable(0, dtype=tf.int64, trainable=False,
                                                name="crpsgd_allreduce_count")
+            self.proximal_weight = tf.Variable(0.0, dtype=tf.float64, trainable=False,
+                                               name="crpsgd_proximal_weight")
         self._accumulators = None
+        self._anchors = None
 
     def start_round(self, num_micro_batches):
         """Expect ``num_micro_batches`` micro-batches before the next allreduce (eager call)."""
@@ -57,7 +60,10 @@ class _RoundOptimizerMixin:
 
         def allreduce():
             self.allreduce_count.assign_add(1)
-            return self._allreduce(accumulated, variables)  # Horovod's collective
+            reduced = self._allreduce(accumulated, variables)  # Horovod's collective
+            # CR-PSGD-Catalyst's theta (x - y), once per round; theta is 0 for plain CR-PSGD.
+            return [g + tf.cast(self.proximal_weight, g.dtype) * (v - a)
+                    for g, v, a in zip(reduced, variables, self._anchors)]
 
         reduced = tf.cond(self._round_complete(), allreduce, lambda: accumulated)
         return list(zip(reduced, variables))
@@ -78,6 +84,17 @@ class _RoundOptimizerMixin:
     def _round_complete(self):
         return tf.equal(self.micro_batches_done, self.micro_batches_per_round)
 
+    def move_anchor(self):
+        """Set the proximal anchor y to the current trainable variables (eager call)."""
+        for anchor, variable in zip(self._anchors, self._anchored_variables):
+            anchor.assign(variable)
+
+    def reset_slots(self):
+        """Zero the wrapped optimizer's state (momentum and the like), keeping ``iterations``."""
+        for variable in self.variables:
+            if variable is not self.iterations:
+                variable.assign(tf.zeros_like(variable))
+
     def _build_accumulators(self, variables):
         if self._accumulators is not None:
             return
@@ -87,6 +104,9 @@ class _RoundOptimizerMixin:
                 tf.Variable(tf.zeros(v.shape, dtype=v.dtype), trainable=False,
                             name=f"crpsgd_accumulator_{i}")
                 for i, v in enumerate(variables)]
+            self._anchored_variables = list(variables)
+            self._anchors = [tf.Variable(v, trainable=False, name=f"crpsgd_anchor_{i}")
+                             for i, v in enumerate(variables)]
 
 
 def round_optimizer(optimizer, *, compression=None, op=None, process_set=None,

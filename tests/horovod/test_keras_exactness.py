@@ -14,7 +14,7 @@ import tensorflow as tf  # noqa: E402
 import tf_keras  # noqa: E402
 
 sys.path.insert(0, str(WORKERS))
-from keras_common import SETTINGS, make_model, rank_samples  # noqa: E402
+from keras_common import CATALYST, SETTINGS, make_model, rank_samples  # noqa: E402
 
 NUM_WORKERS = 2
 
@@ -64,3 +64,45 @@ def test_rounds_match_reference(tmp_path, micro_batch_size, leftover):
             for got, want in zip(rank["rounds"][t]["weights"], expected):
                 np.testing.assert_allclose(np.array(got), want, rtol=0, atol=1e-12,
                                            err_msg=f"round {t + 1}")
+
+
+def catalyst_reference(initial, batches_per_outer):
+    """Yield the weights after each round of Algorithm 2 on both ranks' samples, optimizer reset per call."""
+    model = make_model()
+    model.set_weights([np.array(w) for w in initial])
+    samples = [rank_samples(rank) for rank in range(NUM_WORKERS)]
+    position = 0
+    for _ in range(CATALYST["outer"]):
+        anchor = [tf.constant(v.numpy()) for v in model.trainable_variables]
+        optimizer = tf_keras.optimizers.SGD(SETTINGS["lr"], momentum=SETTINGS["momentum"])
+        for batch in batches_per_outer:
+            inputs = np.concatenate([x[position:position + batch] for x, _ in samples])
+            targets = np.concatenate([y[position:position + batch] for _, y in samples])
+            position += batch
+            with tf.GradientTape() as tape:
+                loss = tf.reduce_mean(tf.square(model(inputs) - targets))
+            grads = tape.gradient(loss, model.trainable_variables)
+            grads = [g + CATALYST["theta"] * (v - a) for g, v, a in zip(grads, model.trainable_variables, anchor)]
+            optimizer.apply_gradients(zip(grads, model.trainable_variables))
+            yield model.get_weights()
+
+
+def test_catalyst_rounds_match_reference(tmp_path):
+    result = horovodrun("keras_exactness.py", tmp_path, 4, "drop", "catalyst", np=NUM_WORKERS, timeout=300)
+    assert result.returncode == 0, result.stdout
+    ranks = [json.loads((tmp_path / f"rank{rank}.json").read_text()) for rank in range(NUM_WORKERS)]
+    schedule = GeometricSchedule(SETTINGS["b1"], SETTINGS["rho"], SETTINGS["b_max"])
+    inner_batches = planned_batches(schedule, CATALYST["inner_budget"])
+    total_rounds = CATALYST["outer"] * len(inner_batches)
+
+    for rank in ranks:
+        assert [r["batch"] for r in rank["rounds"]] == inner_batches * CATALYST["outer"]
+        assert rank["iterations"] == total_rounds
+        assert rank["allreduce_count"] == total_rounds
+        assert rank["history"]["outer"] == [CATALYST["outer"]]
+
+    reference = catalyst_reference(ranks[0]["initial"], inner_batches)
+    for t, expected in enumerate(reference):
+        for rank in ranks:
+            for got, want in zip(rank["rounds"][t]["weights"], expected):
+                np.testing.assert_allclose(np.array(got), want, rtol=0, atol=1e-12, err_msg=f"round {t + 1}")

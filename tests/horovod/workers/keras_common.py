@@ -4,6 +4,8 @@ import numpy as np
 import tf_keras
 
 SETTINGS = {"b1": 3, "rho": 1.5, "b_max": 40, "budget": 200, "lr": 0.05, "momentum": 0.9}
+# Three inner calls of 60 samples: batches 3, 4, 6, 10, 15, 22 each.
+CATALYST = {"outer": 3, "inner_budget": 60, "theta": 0.5}
 
 
 def make_model():

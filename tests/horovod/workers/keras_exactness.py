@@ -3,7 +3,9 @@
 Rank r's samples are consumed in order from a seeded array, so the test can
 rebuild the union of both ranks' samples for each round.
 
-Usage: keras_exactness.py OUT_DIR MICRO_BATCH_SIZE LEFTOVER
+Usage: keras_exactness.py OUT_DIR MICRO_BATCH_SIZE LEFTOVER [catalyst]
+With "catalyst", runs CatalystCallback for CATALYST["outer"] inner calls of
+CATALYST["inner_budget"] samples with proximal weight CATALYST["theta"].
 """
 
 import json
@@ -15,10 +17,10 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
-from crpsgd_hvd import GeometricSchedule
+from crpsgd_hvd import CatalystLoop, GeometricSchedule
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
-from keras_common import SETTINGS, make_model, rank_samples  # noqa: E402
+from keras_common import CATALYST, SETTINGS, make_model, rank_samples  # noqa: E402
 
 
 class RoundRecorder(tf_keras.callbacks.Callback):
@@ -31,7 +33,7 @@ class RoundRecorder(tf_keras.callbacks.Callback):
         self.initial = [w.tolist() for w in self.model.get_weights()]
 
     def on_train_batch_end(self, batch, logs=None):
-        if self.crpsgd.state.rounds > len(self.rounds):
+        if "B_t" in logs and self.crpsgd.accounting.rounds > len(self.rounds):
             self.rounds.append({"batch": int(logs["B_t"]), "weights": [w.tolist() for w in self.model.get_weights()],
                                 "iterations": int(self.model.optimizer.iterations.numpy())})
 
@@ -45,8 +47,13 @@ def main():
         tf_keras.optimizers.SGD(SETTINGS["lr"], momentum=SETTINGS["momentum"]))
     model.compile(optimizer=optimizer, loss="mse", jit_compile=False)
     schedule = GeometricSchedule(SETTINGS["b1"], SETTINGS["rho"], SETTINGS["b_max"])
-    crpsgd = crpsgd_keras.CRPSGDCallback(optimizer, schedule, SETTINGS["budget"], micro_batch_size,
-                                         leftover=leftover)
+    if sys.argv[4:] == ["catalyst"]:
+        loop = CatalystLoop.per_epoch(CATALYST["inner_budget"], CATALYST["outer"])
+        crpsgd = crpsgd_keras.CatalystCallback(optimizer, schedule, loop, CATALYST["theta"], micro_batch_size,
+                                               leftover=leftover)
+    else:
+        crpsgd = crpsgd_keras.CRPSGDCallback(optimizer, schedule, SETTINGS["budget"], micro_batch_size,
+                                             leftover=leftover)
     recorder = RoundRecorder(crpsgd)
 
     inputs, targets = rank_samples(hvd.rank())
