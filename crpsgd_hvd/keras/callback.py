@@ -22,8 +22,8 @@ class CRPSGDCallback(tf_keras.callbacks.Callback):
     """Drive Algorithm 1 (CR-PSGD) from ``model.fit`` with a :func:`round_optimizer`.
 
     Each ``fit`` step is one micro-batch. Before a round the callback reads
-    B_t from the schedule and tells the optimizer how many micro-batches the
-    round has; before each micro-batch it sets the gradient weight to the
+    B_t from the schedule and sets the round's micro-batch count on the
+    optimizer; before each micro-batch it sets the gradient weight to the
     micro-batch's samples / B_t. The data must therefore arrive in the planned
     micro-batch sizes: :func:`crpsgd_hvd.keras.round_dataset` makes such a
     dataset and :attr:`steps` is the ``steps_per_epoch`` to pass to ``fit``.

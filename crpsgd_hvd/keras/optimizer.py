@@ -18,7 +18,7 @@ __all__ = ["round_optimizer"]
 
 
 class _RoundOptimizerMixin:
-    """The methods that :func:`round_optimizer` puts in front of Horovod's optimizer class."""
+    """Round methods that :func:`round_optimizer` adds on top of Horovod's optimizer methods."""
 
     def _init_round_state(self, user_class):
         self._user_class = user_class
