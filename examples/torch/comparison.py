@@ -107,8 +107,8 @@ def format_table(results):
     return "\n".join(lines)
 
 
-def plot(results, path, title):
-    """Save training loss against gradient calls and against rounds, one line per method."""
+def plot(results, path, title, metric="train_loss", ylabel="training loss (cross-entropy)"):
+    """Save ``history[metric]`` against gradient calls and against rounds, one line per method."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -116,14 +116,14 @@ def plot(results, path, title):
     figure, (by_gradients, by_rounds) = plt.subplots(1, 2, figsize=(11, 4.2))
     for r in results:
         history = r["history"]
-        by_gradients.plot(history["gradients_per_worker"], history["train_loss"], label=r["method"])
+        by_gradients.plot(history["gradients_per_worker"], history[metric], label=r["method"])
         # Round 0 (the start) has no place on a log axis.
-        by_rounds.plot(history["rounds"][1:], history["train_loss"][1:], label=r["method"])
+        by_rounds.plot(history["rounds"][1:], history[metric][1:], label=r["method"])
     by_gradients.set_xlabel("stochastic gradient calls per worker (SFO)")
     by_rounds.set_xlabel("communication rounds (log scale)")
     by_rounds.set_xscale("log")
     for axis in (by_gradients, by_rounds):
-        axis.set_ylabel("training loss (cross-entropy)")
+        axis.set_ylabel(ylabel)
         axis.set_yscale("log")
         axis.grid(True, which="both", alpha=0.3)
         axis.legend()

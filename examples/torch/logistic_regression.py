@@ -40,6 +40,8 @@ from crpsgd_hvd import GeometricSchedule, sweep_intervals
 from crpsgd_hvd.problems import LogisticRegressionProblem
 from crpsgd_hvd.torch import LocalSGD, ShardSampler, fit, make_method
 
+from comparison import plot  # examples/torch/comparison.py, beside this script
+
 # The paper's configuration (its Experiment 1); --paper selects it.
 PAPER = {"budget": 10_000, "b1": 2, "rho": 1.1, "lr": 0.1, "psgd_batch": 2, "workers": 10}
 # The default keeps the paper's problem, B1 and rho, with two changes. The
@@ -222,31 +224,6 @@ def format_table(results):
     return "\n".join(lines)
 
 
-def plot(results, path, title):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, (by_gradients, by_rounds) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for r in results:
-        history = r["history"]
-        by_gradients.plot(history["gradients_per_worker"], history["objective"], label=r["method"])
-        # Round 0 (the start) has no place on a log axis.
-        by_rounds.plot(history["rounds"][1:], history["objective"][1:], label=r["method"])
-    by_gradients.set_xlabel("stochastic gradient calls per worker (SFO)")
-    by_rounds.set_xlabel("communication rounds (log scale)")
-    by_rounds.set_xscale("log")
-    for axis in (by_gradients, by_rounds):
-        axis.set_ylabel("objective f(x)")
-        axis.set_yscale("log")
-        axis.grid(True, which="both", alpha=0.3)
-        axis.legend()
-    figure.suptitle(title)
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-
-
 def main(argv=None):
     args = parse_args(argv)
     hvd.init()
@@ -296,7 +273,8 @@ def main(argv=None):
             print(f"local SGD sweep, batch {args.psgd_batch}, against PSGD:")
             print(sweep.format_table())
         if not args.no_plot:
-            plot(results, os.path.join(args.out_dir, "objective.png"), title)
+            plot(results, os.path.join(args.out_dir, "objective.png"), title, metric="objective",
+                 ylabel="objective f(x)")
         print(title)
         print(format_table(results))
         print(f"results in {args.out_dir}/results.json" + ("" if args.no_plot else " and objective.png"))
