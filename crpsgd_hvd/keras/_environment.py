@@ -36,4 +36,19 @@ def check_environment():
         import horovod.tensorflow.keras  # noqa: F401
     except ImportError as error:
         raise ImportError(f"Horovod was built without TensorFlow support ({error}): {INSTALL_HINT}") from error
+    use_keras2_backend_in_horovod_callbacks(tf_keras)
     return tf_keras
+
+
+def use_keras2_backend_in_horovod_callbacks(tf_keras):
+    """Point Horovod's Keras callbacks at tf_keras's backend.
+
+    Horovod 0.28.1's ``horovod.tensorflow.keras.callbacks`` takes its backend
+    from ``import keras``, which is Keras 3 once TensorFlow >= 2.16 is
+    installed, so ``MetricAverageCallback`` fails with "module 'keras.backend'
+    has no attribute 'constant'". Its callbacks read the module-level name when
+    they are built, so replacing it here fixes every callback built afterwards.
+    """
+    from horovod.tensorflow.keras import callbacks
+
+    callbacks.K = tf_keras.backend

@@ -22,6 +22,8 @@ def test_keras_catalyst_learns_digits(tmp_path):
     inner = planned_batches(GeometricSchedule(8, 1.2, 128), SHARD_SIZE, "final_round")
 
     assert catalyst["rounds"] == 2 * len(inner)
+    assert catalyst["epoch_logs"]["rounds"] == 2 * len(inner)
+    assert catalyst["epoch_logs"]["outer"] == 2
     assert catalyst["gradients_per_worker"] == 2 * SHARD_SIZE
     assert psgd["rounds"] == 2 * SHARD_SIZE // 8
     assert catalyst["rounds"] * 2 < psgd["rounds"]
