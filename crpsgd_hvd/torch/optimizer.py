@@ -246,27 +246,47 @@ class CRPSGD:
         return self._round is not None
 
     def state_dict(self):
-        """Return everything needed to continue after a completed round."""
+        """Return everything needed to continue after a completed round, model parameters included.
+
+        The round index and samples count (the schedule position), the
+        accounting, the optimizer state and the model's ``state_dict``
+        (parameters and buffers). The data position is the caller's: see
+        :func:`crpsgd_hvd.torch.save_checkpoint`, which stores a
+        :class:`ShardSampler`'s state beside this.
+
+        Raises:
+            RuntimeError: between :meth:`next_round` and :meth:`step`, because
+                the round's partial gradient accumulation is not saved.
+        """
         if self._round is not None:
-            raise RuntimeError(f"cannot save state inside round {self._round.round}: "
-                               "call state_dict() after step()")
+            raise RuntimeError(f"cannot save state inside round {self._round.round}, because its partial "
+                               "gradient accumulation is not saved: save after step()")
         return {
             "schedule": self.schedule.describe(),
             "budget": self.budget,
             "round_state": self.state.state_dict(),
             "accounting": self.accounting.state_dict(),
             "optimizer": self.optimizer.state_dict(),
+            "model": self.model.state_dict(),
         }
 
     def load_state_dict(self, state):
-        """Restore a :meth:`state_dict` taken with the same schedule and budget."""
+        """Restore a :meth:`state_dict` taken with the same schedule and budget.
+
+        A state without a ``"model"`` entry (saved before parameters were
+        part of it) leaves the model's parameters as they are.
+        """
         if state["schedule"] != self.schedule.describe() or state["budget"] != self.budget:
             raise ValueError(
                 f"state was saved for schedule {state['schedule']} and budget {state['budget']}, "
                 f"this run has {self.schedule.describe()} and {self.budget}")
+        if self._round is not None:
+            raise RuntimeError(f"cannot load state inside round {self._round.round}: call step() first")
         self.state = RoundState.from_state_dict(state["round_state"])
         self.accounting.load_state_dict(state["accounting"])
         self.optimizer.load_state_dict(state["optimizer"])
+        if "model" in state:
+            self.model.load_state_dict(state["model"])
 
     def _require_open_round(self, caller):
         if self._round is None:
