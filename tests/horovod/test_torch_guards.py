@@ -1,7 +1,8 @@
-"""Guards of CRPSGD under horovodrun -np 2: mismatched settings, and non-finite gradients."""
+"""Guards of CRPSGD under horovodrun -np 2: mismatched settings, non-finite gradients, a crashing rank."""
 
 import json
 import sys
+import time
 
 import pytest
 import torch
@@ -88,3 +89,13 @@ def test_nonfinite_gradient_skips_round(guards_job):
     assert ranks[0]["warnings"][0].startswith("round 3 (batch 6, after 7 samples per worker)")
     assert ranks[1]["warnings"] == [], "only rank 0 warns for the job"
 
+
+def test_crashing_rank_ends_job(tmp_path):
+    started = time.monotonic()
+    result = horovodrun("faults.py", tmp_path, "crash", np=NUM_WORKERS, timeout=90)
+    elapsed = time.monotonic() - started
+
+    assert result.returncode != 0
+    assert "[1]<stderr>:RuntimeError: rank 1 fails on purpose at the start of round 3" in result.stdout
+    # launch.horovodrun raises after 90 s; ending well inside that shows rank 0 was not left waiting.
+    assert elapsed < 60, f"the job took {elapsed:.0f} s to end after rank 1 failed"
