@@ -1,10 +1,10 @@
 """Checkpoint files for CRPSGD and CRPSGDCatalyst: one file per rank, written with ``torch.save``.
 
 Every rank writes its own file, ``DIRECTORY/rank<r>.pt``, and reads it back
-on resume. The model, the optimizer state, the round index, the accounting
-and the Catalyst anchor are the same on every rank after a completed round,
-but each rank's data position (its :class:`ShardSampler`) is its own, so one
-file per rank needs no collective beyond a barrier. Rank 0 alone plus a
+on resume. After a completed round, the model, the optimizer state, the
+round index, the accounting and the Catalyst anchor are the same on every
+rank. Each rank's data position (its :class:`ShardSampler`) is its own, so
+one file per rank needs no collective beyond a barrier. Rank 0 alone plus a
 broadcast would need the samplers gathered; that saves disk space at the
 cost of traffic, and was not chosen. Resuming needs the same number of
 workers as saving; the files name the world size and the load checks it.
@@ -69,7 +69,7 @@ def load_checkpoint(directory, method, sampler=None):
     """Restore ``method`` and ``sampler`` from this rank's file in ``directory``.
 
     Call it on every rank of a new job, after building ``method`` and
-    ``sampler`` with the settings of the saved run; loading replaces the
+    ``sampler`` with the settings of the saved run. Loading replaces the
     broadcast start with the saved parameters. After loading, the ranks
     compare their round index, samples count and (for Catalyst) outer
     iteration, so files from different moments fail on every rank.
@@ -87,7 +87,7 @@ def load_checkpoint(directory, method, sampler=None):
                          f"workers, this is rank {hvd.rank()} of {hvd.size()}: resume with the same number "
                          "of workers")
     if sampler is not None and "sampler" not in state:
-        raise ValueError(f"checkpoint {path} holds no sampler state, but a sampler was passed: "
+        raise ValueError(f"checkpoint {path} contains no sampler state, but a sampler was passed: "
                          "pass sampler=None or save with the sampler")
 
     method.load_state_dict(state["method"])

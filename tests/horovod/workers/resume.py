@@ -1,6 +1,6 @@
 """Train CRPSGD and CRPSGDCatalyst, checkpoint them, and resume from the files in new processes.
 
-Rank 0's shard holds only 7 samples and rank 1's holds 256, so rank 0's
+Rank 0's shard has only 7 samples and rank 1's has 256, so rank 0's
 ShardSampler wraps into new epochs many times, and the checkpoints catch it
 mid-epoch.
 
