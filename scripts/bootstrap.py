@@ -19,7 +19,12 @@ The built wheel is cached under ``.cache/horovod/<key>/``, the key being a
 hash of everything the build depends on, so that a second set-up installs it
 in seconds (set CRPSGD_CACHE to keep the cache elsewhere). A stamp in the virtualenv makes an unchanged set-up a no-op.
 
-Usage: python3 scripts/bootstrap.py [--venv PATH] [--rebuild]
+With ``--gpu-operations NCCL`` (for a CUDA base image with NCCL), the build
+also sets HOROVOD_GPU_OPERATIONS=NCCL, and the cache key and the final
+``--check-build`` include it. Without the option the build, its key and its
+checks are those of the CPU build.
+
+Usage: python3 scripts/bootstrap.py [--venv PATH] [--rebuild] [--gpu-operations NCCL]
 """
 
 import argparse
@@ -120,7 +125,17 @@ def ensure_venv(venv):
         pip(venv, "install", "--quiet", "--upgrade", "pip", "setuptools", "wheel")
 
 
-def build_key(cmake):
+GPU_OPERATIONS = ("NCCL",)
+
+
+def build_env(gpu_operations=None):
+    """Return the Horovod build variables: BUILD_ENV, plus HOROVOD_GPU_OPERATIONS when requested."""
+    if gpu_operations is None:
+        return dict(BUILD_ENV)
+    return {**BUILD_ENV, "HOROVOD_GPU_OPERATIONS": gpu_operations}
+
+
+def build_key(cmake, gpu_operations=None):
     """Return a short hash of everything the Horovod wheel depends on."""
     inputs = {
         "horovod": HOROVOD_VERSION,
@@ -129,7 +144,7 @@ def build_key(cmake):
         "python": platform.python_version(),
         "machine": platform.machine(),
         "cmake_major": cmake[0],
-        "env": BUILD_ENV,
+        "env": build_env(gpu_operations),
         "recipe": BUILD_RECIPE,
     }
     return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:16]
@@ -172,11 +187,11 @@ def watch_build(process, log_path, started):
             say(f"still building Horovod: {time.monotonic() - started:.0f} s{percent}")
 
 
-def build_wheel(venv, cmake, wheel_dir):
+def build_wheel(venv, cmake, wheel_dir, gpu_operations=None):
     """Build the Horovod wheel into ``wheel_dir``; a few minutes on two cores."""
     sdist = download_sdist(venv)
 
-    env = dict(os.environ, **BUILD_ENV, MAKEFLAGS=f"-j{os.cpu_count() or 1}")
+    env = dict(os.environ, **build_env(gpu_operations), MAKEFLAGS=f"-j{os.cpu_count() or 1}")
     if cmake >= (4, 0):
         env["CMAKE_POLICY_VERSION_MINIMUM"] = "3.5"
     wheel_dir.mkdir(parents=True, exist_ok=True)
@@ -187,7 +202,8 @@ def build_wheel(venv, cmake, wheel_dir):
         source = Path(scratch) / f"horovod-{HOROVOD_VERSION}"
         patch_sources(source)
 
-        say(f"building Horovod {HOROVOD_VERSION} (PyTorch, TensorFlow, Gloo, CPU); log: {log_path}")
+        target = f"GPU operations {gpu_operations}" if gpu_operations else "CPU"
+        say(f"building Horovod {HOROVOD_VERSION} (PyTorch, TensorFlow, Gloo, {target}); log: {log_path}")
         started = time.monotonic()
         with open(log_path, "w") as log:
             process = subprocess.Popen(
@@ -210,10 +226,11 @@ def cached_wheel(wheel_dir):
     return wheels[0] if wheels else None
 
 
-def check_horovod(venv):
+def check_horovod(venv, gpu_operations=None):
     horovodrun = venv / "bin" / "horovodrun"
     output = run([str(horovodrun), "--check-build"])
-    for feature in ("PyTorch", "TensorFlow", "Gloo"):
+    features = ("PyTorch", "TensorFlow", "Gloo") + ((gpu_operations,) if gpu_operations else ())
+    for feature in features:
         if not re.search(rf"\[X\]\s+{feature}", output):
             fail(f"horovodrun --check-build does not list {feature}:\n{output}")
     return output
@@ -229,12 +246,15 @@ def main():
     parser.add_argument("--venv", type=Path, default=Path(os.environ.get("CRPSGD_VENV", ROOT / ".venv")),
                         help="virtualenv to create or update (default: .venv, or $CRPSGD_VENV)")
     parser.add_argument("--rebuild", action="store_true", help="rebuild Horovod even if a cached wheel exists")
+    parser.add_argument("--gpu-operations", choices=GPU_OPERATIONS, default=None,
+                        help="also build Horovod's GPU collectives with this library (needs CUDA and NCCL "
+                             "on the machine); default: CPU only")
     args = parser.parse_args()
     venv = args.venv.resolve()
 
     check_python()
     cmake = check_build_tools()
-    key = build_key(cmake)
+    key = build_key(cmake, args.gpu_operations)
     stamp = venv / "crpsgd-setup.json"
     if not args.rebuild and stamp.exists() and json.loads(stamp.read_text()) == stamp_contents(key):
         say(f"environment {venv} is ready")
@@ -248,14 +268,14 @@ def main():
 
     wheel_dir = CACHE / key
     if args.rebuild or cached_wheel(wheel_dir) is None:
-        build_wheel(venv, cmake, wheel_dir)
+        build_wheel(venv, cmake, wheel_dir, args.gpu_operations)
     else:
         say(f"using the cached Horovod wheel in {wheel_dir}")
     pip(venv, "install", "--quiet", "--force-reinstall", "--no-deps", str(cached_wheel(wheel_dir)))
 
     say("installing crpsgd_hvd with its torch, tf, examples and dev extras")
     pip(venv, "install", "--quiet", "-e", f"{ROOT}[torch,tf,examples,dev]")
-    say(check_horovod(venv).strip().replace("\n", "\n[setup] "))
+    say(check_horovod(venv, args.gpu_operations).strip().replace("\n", "\n[setup] "))
     stamp.write_text(json.dumps(stamp_contents(key)))
     say(f"environment {venv} is ready")
 

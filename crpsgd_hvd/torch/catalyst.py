@@ -90,15 +90,16 @@ class CRPSGDCatalyst(CRPSGD):
         if not isinstance(loop, CatalystLoop):
             raise ValueError(f"loop must be a crpsgd_hvd CatalystLoop, got {type(loop).__name__}")
         theta = check_real("theta", theta, at_least=0.0)
+        # Set before CRPSGD.__init__, whose cross-rank check reads configuration().
+        self.loop = loop
+        self.theta = theta
+        self.reset_optimizer_state = bool(reset_optimizer_state)
         super().__init__(model, optimizer, schedule, loop.inner_budget, micro_batch_size=micro_batch_size,
                          **kwargs)
         if theta == 0.0:
             warnings.warn("theta = 0 adds no proximal term, so CR-PSGD-Catalyst is CR-PSGD restarted "
                           "every outer iteration; use CRPSGD, or theta > L for Theorem 2", stacklevel=2)
 
-        self.loop = loop
-        self.theta = theta
-        self.reset_optimizer_state = bool(reset_optimizer_state)
         self.catalyst_plan = CatalystPlan(loop, self.plan)
         self.catalyst_state = CatalystState()
         self._trainable = [p for p in model.parameters() if p.requires_grad]
@@ -152,6 +153,11 @@ class CRPSGDCatalyst(CRPSGD):
     def outer_open(self):
         """True between :meth:`next_outer` and :meth:`end_outer`."""
         return self._outer is not None
+
+    def configuration(self):
+        """Return CRPSGD's shared settings plus the outer loop, theta and the optimizer-reset choice."""
+        return {**super().configuration(), "catalyst_loop": self.loop.describe(), "theta": self.theta,
+                "reset_optimizer_state": self.reset_optimizer_state}
 
     def after_allreduce(self):
         """Add theta (x - y_{k-1}) to the averaged gradient of every trainable parameter."""

@@ -16,6 +16,13 @@ class ShardSampler:
     of the next, so every sample is used once per epoch and a micro-batch may
     mix two epochs.
 
+    Shards of different lengths: a draw never runs out, it wraps into the
+    next epoch, so every rank serves every round's B_t samples and the rounds'
+    allreduces stay matched across ranks (no deadlock). A rank with a shorter
+    shard passes over its samples more often: after S >= 1 samples, a shard
+    of length M is in epoch floor((S - 1) / M), counted from 0, because the
+    sampler moves to the next epoch only when a draw needs it.
+
     Args:
         tensors (sequence of torch.Tensor): the shard's tensors (for example
             inputs and targets), all with the same length along dim 0.

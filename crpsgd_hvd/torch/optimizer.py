@@ -16,6 +16,7 @@ the gradients fit in its fusion buffer (``HOROVOD_FUSION_THRESHOLD``,
 
 import dataclasses
 import logging
+import warnings
 from typing import Optional, Tuple
 
 import horovod.torch as hvd
@@ -26,10 +27,13 @@ from crpsgd_hvd.accounting import CommunicationAccounting
 from crpsgd_hvd.plan import make_plan
 from crpsgd_hvd.rounds import LEFTOVER_POLICIES, RoundState, check_budget, micro_batch_sizes, next_round_batch
 from crpsgd_hvd.schedules import BatchSchedule
+from crpsgd_hvd.torch._consistency import check_same_on_every_rank
 from crpsgd_hvd.torch._micro_batches import (broadcast_model_and_optimizer, check_micro_batches_done,
                                              weighted_backward)
 
-__all__ = ["CRPSGD", "RoundResult", "RoundSpec"]
+__all__ = ["CRPSGD", "NONFINITE_POLICIES", "RoundResult", "RoundSpec"]
+
+NONFINITE_POLICIES = ("raise", "skip")
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +66,9 @@ class RoundResult:
             ranks see other values.
         samples (int): per-worker samples consumed through this round.
         accounting (dict): the counters after this round.
+        skipped (bool): True if the averaged gradient was not finite and
+            ``on_nonfinite="skip"`` dropped the round without a step; then
+            ``round`` and ``samples`` are those of the next attempt's start.
     """
 
     round: int
@@ -69,6 +76,7 @@ class RoundResult:
     loss: float
     samples: int
     accounting: dict
+    skipped: bool = False
 
 
 class CRPSGD:
@@ -119,9 +127,21 @@ class CRPSGD:
         broadcast (bool): broadcast parameters and optimizer state from
             ``root_rank`` now. Default: True.
         root_rank (int): rank whose initial state everyone takes. Default: 0.
+        on_nonfinite (str): what :meth:`step` does when the averaged gradient
+            holds a NaN or an infinity: ``"raise"`` a ``FloatingPointError``,
+            or ``"skip"`` the round (no optimizer step, the round index and
+            samples count stay, rank 0 warns with the round index). The
+            allreduce gives every rank the same averaged gradient, so every
+            rank reaches the same decision without extra communication.
+            Default: ``"raise"``.
 
     Raises:
-        ValueError: for an invalid argument; the message names it.
+        ValueError: for an invalid argument; the message names it. Also, on
+            every rank, when the ranks were given different configurations
+            (schedule, budget, micro-batch size, leftover, op, parameter
+            shapes, ...): the message lists each differing field with its
+            values and ranks. The check is two small allgathers before the
+            broadcast.
         RuntimeError: if Horovod is not initialised.
 
     Note:
@@ -135,7 +155,7 @@ class CRPSGD:
 
     def __init__(self, model, optimizer, schedule: BatchSchedule, budget, *, micro_batch_size,
                  leftover="drop", compression=None, op=None, process_set=None,
-                 gradient_predivide_factor=1.0, broadcast=True, root_rank=0):
+                 gradient_predivide_factor=1.0, broadcast=True, root_rank=0, on_nonfinite="raise"):
         if not hvd.is_initialized():
             raise RuntimeError("Horovod is not initialised: call horovod.torch.init() before CRPSGD(...)")
         check_arguments(model, optimizer, schedule)
@@ -152,6 +172,7 @@ class CRPSGD:
         self.process_set = hvd.global_process_set if process_set is None else process_set
         self.gradient_predivide_factor = check_real(
             "gradient_predivide_factor", gradient_predivide_factor, greater_than=0.0)
+        self.on_nonfinite = check_choice("on_nonfinite", on_nonfinite, NONFINITE_POLICIES)
 
         named = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
         if not named:
@@ -172,6 +193,7 @@ class CRPSGD:
         self._micro_batches_done = 0
         self._loss_sum = None
 
+        check_same_on_every_rank(self.configuration(), self.process_set, "crpsgd.configuration", "configuration")
         if broadcast:
             self.broadcast_state(root_rank)
         if hvd.rank() == root_rank:
@@ -179,6 +201,19 @@ class CRPSGD:
                         "(classical PSGD at batch %d: %d rounds)", self.plan.num_rounds,
                         self.plan.samples_per_worker, self.budget, self.num_workers,
                         schedule.first_batch, self.plan.psgd_rounds)
+
+    def configuration(self):
+        """Return the settings that every rank must share, as a JSON-ready dict."""
+        return {
+            "schedule": self.schedule.describe(),
+            "budget": self.budget,
+            "micro_batch_size": self.micro_batch_size,
+            "leftover": self.leftover,
+            "op": "Average" if self.op == hvd.Average else "Sum",
+            "gradient_predivide_factor": self.gradient_predivide_factor,
+            "on_nonfinite": self.on_nonfinite,
+            "parameter_shapes": [list(p.shape) for p in self.model.parameters() if p.requires_grad],
+        }
 
     def broadcast_state(self, root_rank=0):
         """Give every rank the parameters and optimizer state of ``root_rank``."""
@@ -221,6 +256,8 @@ class CRPSGD:
         check_micro_batches_done(spec.micro_batch_sizes, self._micro_batches_done, f"round {spec.round}")
 
         self.optimizer.synchronize()
+        if not self._gradients_finite():
+            return self._reject_round(spec)
         self.after_allreduce()
         with self.optimizer.skip_synchronize():
             self.optimizer.step()
@@ -240,33 +277,74 @@ class CRPSGD:
         identically, such as the proximal gradient of CR-PSGD-Catalyst.
         """
 
+    def _gradients_finite(self):
+        # Checked after the allreduce: every rank holds the same averaged
+        # gradient, so every rank takes the same branch with no extra collective.
+        grads = [p.grad for p in self.model.parameters() if p.requires_grad and p.grad is not None]
+        return all(bool(torch.isfinite(grad).all()) for grad in grads)
+
+    def _reject_round(self, spec):
+        """Close a round whose averaged gradient is not finite, then raise or skip per ``on_nonfinite``."""
+        self._round = None
+        self.optimizer.zero_grad()
+        message = (f"round {spec.round} (batch {spec.batch_size}, after {self.state.samples} samples per "
+                   f"worker): the averaged gradient contains NaN or infinite values")
+        if self.on_nonfinite == "raise":
+            raise FloatingPointError(f"{message}; no step was taken. Pass on_nonfinite='skip' to drop "
+                                     "such rounds, or find the rank whose loss is not finite")
+        if hvd.rank() == 0:
+            warnings.warn(f"{message}; skipped it without a step, and the next round repeats round "
+                          f"{spec.round} with fresh samples", RuntimeWarning, stacklevel=3)
+        return RoundResult(spec.round, spec.batch_size, float(self._loss_sum), self.state.samples,
+                           self.accounting.state_dict(), skipped=True)
+
     @property
     def round_open(self):
         """True between :meth:`next_round` and :meth:`step`."""
         return self._round is not None
 
     def state_dict(self):
-        """Return everything needed to continue after a completed round."""
+        """Return everything needed to continue after a completed round, model parameters included.
+
+        The round index and samples count (the schedule position), the
+        accounting, the optimizer state and the model's ``state_dict``
+        (parameters and buffers). The data position is the caller's: see
+        :func:`crpsgd_hvd.torch.save_checkpoint`, which stores a
+        :class:`ShardSampler`'s state beside this.
+
+        Raises:
+            RuntimeError: between :meth:`next_round` and :meth:`step`, because
+                the round's partial gradient accumulation is not saved.
+        """
         if self._round is not None:
-            raise RuntimeError(f"cannot save state inside round {self._round.round}: "
-                               "call state_dict() after step()")
+            raise RuntimeError(f"cannot save state inside round {self._round.round}, because its partial "
+                               "gradient accumulation is not saved: save after step()")
         return {
             "schedule": self.schedule.describe(),
             "budget": self.budget,
             "round_state": self.state.state_dict(),
             "accounting": self.accounting.state_dict(),
             "optimizer": self.optimizer.state_dict(),
+            "model": self.model.state_dict(),
         }
 
     def load_state_dict(self, state):
-        """Restore a :meth:`state_dict` taken with the same schedule and budget."""
+        """Restore a :meth:`state_dict` taken with the same schedule and budget.
+
+        A state without a ``"model"`` entry (saved before parameters were
+        part of it) leaves the model's parameters as they are.
+        """
         if state["schedule"] != self.schedule.describe() or state["budget"] != self.budget:
             raise ValueError(
                 f"state was saved for schedule {state['schedule']} and budget {state['budget']}, "
                 f"this run has {self.schedule.describe()} and {self.budget}")
+        if self._round is not None:
+            raise RuntimeError(f"cannot load state inside round {self._round.round}: call step() first")
         self.state = RoundState.from_state_dict(state["round_state"])
         self.accounting.load_state_dict(state["accounting"])
         self.optimizer.load_state_dict(state["optimizer"])
+        if "model" in state:
+            self.model.load_state_dict(state["model"])
 
     def _require_open_round(self, caller):
         if self._round is None:

@@ -1,0 +1,105 @@
+"""Checkpoint files for CRPSGD and CRPSGDCatalyst: one file per rank, written with ``torch.save``.
+
+Every rank writes its own file, ``DIRECTORY/rank<r>.pt``, and reads it back
+on resume. After a completed round, the model, the optimizer state, the
+round index, the accounting and the Catalyst anchor are the same on every
+rank. Each rank's data position (its :class:`ShardSampler`) is its own, so
+one file per rank needs no collective beyond a barrier. Rank 0 alone plus a
+broadcast would need the samplers gathered; that saves disk space at the
+cost of traffic, and was not chosen. Resuming needs the same number of
+workers as saving; the files name the world size and the load checks it.
+"""
+
+import os
+from pathlib import Path
+
+import horovod.torch as hvd
+import torch
+
+from crpsgd_hvd.torch._consistency import check_same_on_every_rank
+from crpsgd_hvd.torch.data import ShardSampler
+
+__all__ = ["checkpoint_path", "load_checkpoint", "save_checkpoint"]
+
+FORMAT_VERSION = 1
+
+
+def checkpoint_path(directory, rank=None):
+    """Return the file of ``rank`` (default: this rank) in the checkpoint ``directory``."""
+    return Path(directory) / f"rank{hvd.rank() if rank is None else rank}.pt"
+
+
+def save_checkpoint(directory, method, sampler=None):
+    """Write ``method``'s state and ``sampler``'s data position to this rank's file in ``directory``.
+
+    Call it on every rank between rounds (after :meth:`CRPSGD.step`; for
+    :class:`CRPSGDCatalyst`, after ``end_outer()``). The file is written to a
+    temporary name and renamed, so a crash while writing leaves the previous
+    checkpoint intact. A barrier at the end makes every rank return only once
+    all ranks' files are in place.
+
+    Args:
+        directory (str or Path): created if missing.
+        method (CRPSGD): the driver whose :meth:`state_dict` is saved.
+        sampler (ShardSampler, optional): this rank's data source.
+
+    Returns:
+        Path: this rank's file.
+
+    Raises:
+        RuntimeError: inside a round (or a Catalyst outer iteration), whose
+            partial gradient accumulation is not saved. Every rank raises.
+    """
+    state = {"format": FORMAT_VERSION, "rank": hvd.rank(), "size": hvd.size(), "method": method.state_dict()}
+    if sampler is not None:
+        if not isinstance(sampler, ShardSampler):
+            raise ValueError(f"sampler must be a ShardSampler or None, got {type(sampler).__name__}")
+        state["sampler"] = sampler.state_dict()
+
+    path = checkpoint_path(directory)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    torch.save(state, temporary)
+    os.replace(temporary, path)
+    hvd.barrier(process_set=method.process_set)
+    return path
+
+
+def load_checkpoint(directory, method, sampler=None):
+    """Restore ``method`` and ``sampler`` from this rank's file in ``directory``.
+
+    Call it on every rank of a new job, after building ``method`` and
+    ``sampler`` with the settings of the saved run. Loading replaces the
+    broadcast start with the saved parameters. After loading, the ranks
+    compare their round index, samples count and (for Catalyst) outer
+    iteration, so files from different moments fail on every rank.
+
+    Raises:
+        FileNotFoundError: if this rank's file is missing.
+        ValueError: if the file was saved by another rank or world size,
+            lacks the sampler state that ``sampler`` needs, or does not match
+            the method's settings; or if ranks loaded different progress.
+    """
+    path = checkpoint_path(directory)
+    state = torch.load(path, weights_only=True)
+    if state.get("rank") != hvd.rank() or state.get("size") != hvd.size():
+        raise ValueError(f"checkpoint {path} was saved by rank {state.get('rank')} of {state.get('size')} "
+                         f"workers, this is rank {hvd.rank()} of {hvd.size()}: resume with the same number "
+                         "of workers")
+    if sampler is not None and "sampler" not in state:
+        raise ValueError(f"checkpoint {path} contains no sampler state, but a sampler was passed: "
+                         "pass sampler=None or save with the sampler")
+
+    method.load_state_dict(state["method"])
+    if sampler is not None:
+        sampler.load_state_dict(state["sampler"])
+    check_same_on_every_rank(progress(state["method"]), method.process_set, "crpsgd.checkpoint",
+                             "checkpoint progress")
+
+
+def progress(method_state):
+    """Return the counters that locate a saved state in the run: rounds, samples, outer iteration."""
+    result = dict(method_state["round_state"])
+    if "catalyst_state" in method_state:
+        result["catalyst_outer"] = method_state["catalyst_state"]["outer"]
+    return result
