@@ -76,9 +76,11 @@ def run_plan(args):
 def catalyst_loop(args):
     if args.catalyst == "theorem":
         return CatalystLoop.theorem(args.budget, args.workers)
-    for option, value in (("--outer", args.outer), ("--shard-size", args.shard_size)):
-        if value is None:
-            raise ValueError(f"{option} is required with --catalyst epoch")
+    missing = [option for option, value in (("--outer", args.outer), ("--shard-size", args.shard_size))
+               if value is None]
+    if missing:
+        raise ValueError(f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} required "
+                         "with --catalyst epoch")
     return CatalystLoop.per_epoch(args.shard_size, args.outer)
 
 

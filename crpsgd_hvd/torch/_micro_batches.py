@@ -54,3 +54,26 @@ def broadcast_model_and_optimizer(model, optimizer, root_rank, name):
         hvd.broadcast_optimizer_state(optimizer, root_rank=root_rank)
     # Parameters go last so they overwrite whatever that zero step changed.
     hvd.broadcast_parameters(model.state_dict(), root_rank=root_rank)
+
+
+# Attribute that CRPSGD sets on the parameters it wraps, naming itself.
+OWNER_ATTRIBUTE = "_crpsgd_hvd_owner"
+
+
+def check_unclaimed(params, method):
+    """Raise ValueError if a CRPSGD already wraps any of ``params``.
+
+    Horovod's DistributedOptimizer leaves gradient hooks on the parameters it
+    wraps for their whole life, and those hooks fail inside any other method's
+    backward pass with a bare AssertionError, so reuse is rejected up front.
+    """
+    owners = {getattr(p, OWNER_ATTRIBUTE) for p in params if hasattr(p, OWNER_ATTRIBUTE)}
+    if owners:
+        raise ValueError(f"model's parameters are already wrapped by {sorted(owners)[0]}, whose Horovod "
+                         f"hooks stay on them: build a new model (or a copy.deepcopy) for {method}")
+
+
+def claim(params, owner):
+    """Mark ``params`` as wrapped by ``owner`` (see :func:`check_unclaimed`)."""
+    for p in params:
+        setattr(p, OWNER_ATTRIBUTE, owner)

@@ -27,7 +27,7 @@ from crpsgd_hvd.accounting import CommunicationAccounting
 from crpsgd_hvd.local_sgd import make_local_sgd_plan
 from crpsgd_hvd.rounds import micro_batch_sizes
 from crpsgd_hvd.torch._micro_batches import (broadcast_model_and_optimizer, check_micro_batches_done,
-                                             weighted_backward)
+                                             check_unclaimed, weighted_backward)
 from crpsgd_hvd.torch.optimizer import check_model_and_optimizer
 
 __all__ = ["LocalSGD", "OPTIMIZER_STATE_POLICIES", "StepResult", "StepSpec"]
@@ -143,6 +143,7 @@ class LocalSGD:
         self.num_workers = self.process_set.size()
 
         self.params = [p for p in model.parameters() if p.requires_grad]
+        check_unclaimed(self.params, "LocalSGD")
         if not self.params:
             raise ValueError("model has no parameters with requires_grad=True, so there is nothing to train")
         self.plan = make_local_sgd_plan(batch_size, budget, interval, self.num_workers,

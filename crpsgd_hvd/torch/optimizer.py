@@ -29,7 +29,7 @@ from crpsgd_hvd.rounds import LEFTOVER_POLICIES, RoundState, check_budget, micro
 from crpsgd_hvd.schedules import BatchSchedule
 from crpsgd_hvd.torch._consistency import check_same_on_every_rank
 from crpsgd_hvd.torch._micro_batches import (broadcast_model_and_optimizer, check_micro_batches_done,
-                                             weighted_backward)
+                                             check_unclaimed, claim, weighted_backward)
 
 __all__ = ["CRPSGD", "NONFINITE_POLICIES", "RoundResult", "RoundSpec"]
 
@@ -177,11 +177,13 @@ class CRPSGD:
         named = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
         if not named:
             raise ValueError("model has no parameters with requires_grad=True, so there is nothing to train")
+        check_unclaimed([p for _, p in named], type(self).__name__)
         self.optimizer = hvd.DistributedOptimizer(
             optimizer, named_parameters=named, compression=self.compression, op=self.op,
             gradient_predivide_factor=self.gradient_predivide_factor,
             groups=[[p for _, p in named]], process_set=self.process_set)
         self._count_allreduces()
+        claim([p for _, p in named], f"a {type(self).__name__}")
 
         self.num_workers = self.process_set.size()
         num_params = sum(p.numel() for _, p in named)

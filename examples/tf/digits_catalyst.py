@@ -137,11 +137,13 @@ def main(argv=None):
         os.makedirs(args.out_dir, exist_ok=True)
         with open(os.path.join(args.out_dir, "results.json"), "w") as file:
             json.dump({"config": {**vars(args), "workers": hvd.size()}, "results": results}, file, indent=1)
-        print(f"{'method':<17} {'grads/worker':>12} {'rounds':>7} {'bytes/worker':>13} {'train loss':>10} "
-              f"{'test acc':>8} {'wall s':>7}")
+        print(f"digits (Keras), N={hvd.size()}, K={args.outer} epochs, B1={args.b1}, rho={args.rho}, "
+              f"B_max={args.b_max}, theta={args.theta}, lr={args.lr}")
+        print(f"{'method':<17} {'grads/worker':>12} {'rounds':>7} {'bytes/worker':>13} {'train loss':>11} "
+              f"{'test acc':>9} {'wall s':>7}")
         for r in results:
             print(f"{r['method']:<17} {r['gradients_per_worker']:>12} {r['rounds']:>7} {r['bytes_per_worker']:>13} "
-                  f"{r['train_loss']:>10.4f} {r['test_accuracy']:>8.3f} {r['wall_seconds']:>7.2f}")
+                  f"{r['train_loss']:>11.4f} {r['test_accuracy']:>9.3f} {r['wall_seconds']:>7.2f}")
     return 0
 
 

@@ -121,6 +121,8 @@ def main(argv=None):
         os.makedirs(args.out_dir, exist_ok=True)
         with open(os.path.join(args.out_dir, "results.json"), "w") as file:
             json.dump({"config": {**vars(args), "workers": hvd.size()}, "results": results}, file, indent=1)
+        print(f"logistic regression (Keras), N={hvd.size()}, d={args.dim}, T={args.budget}, B1={args.b1}, "
+              f"rho={args.rho}, lr={args.lr}")
         print(f"{'method':<8} {'grads/worker':>12} {'rounds':>7} {'iterations':>10} {'bytes/worker':>13} "
               f"{'final objective':>16} {'wall s':>7}")
         for r in results:

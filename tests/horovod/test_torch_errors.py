@@ -22,6 +22,8 @@ def test_misordered_loop_raises_on_every_rank():
         assert f"rank {rank} RuntimeError: round 1 still needs 1 of its 2 micro-batches" in result.stdout
         assert f"rank {rank} RuntimeError: cannot save state inside round 1, because" in result.stdout
         assert f"rank {rank} ValueError: optimizer must be a plain torch.optim optimizer" in result.stdout
+        assert result.stdout.count(f"rank {rank} ValueError: model's parameters are already wrapped by "
+                                   "a CRPSGD") == 2
         assert f"rank {rank} all errors raised" in result.stdout
 
 

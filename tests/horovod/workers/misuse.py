@@ -12,7 +12,7 @@ import horovod.torch as hvd
 import torch
 
 from crpsgd_hvd import GeometricSchedule
-from crpsgd_hvd.torch import CRPSGD
+from crpsgd_hvd.torch import CRPSGD, LocalSGD
 
 
 def make():
@@ -44,6 +44,9 @@ def loop_errors():
     crpsgd.step()
     expect(ValueError, lambda: CRPSGD(model, crpsgd.optimizer, GeometricSchedule(2, 2.0), 10,
                                       micro_batch_size=1))
+    fresh_optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    expect(ValueError, lambda: CRPSGD(model, fresh_optimizer, GeometricSchedule(2, 2.0), 10, micro_batch_size=1))
+    expect(ValueError, lambda: LocalSGD(model, fresh_optimizer, batch_size=2, budget=10, interval=2))
 
 
 def main():
