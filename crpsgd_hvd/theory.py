@@ -84,6 +84,16 @@ class Condition:
                 f"ratio {self.ratio:.4g}: {verdict}")
 
 
+# What to change for each failed condition. nu = (1/2) lr mu (1 - L lr) peaks at
+# lr = 1/(2L), so moving lr towards that value widens the range of rho.
+FIXES = {
+    "B1 >= 2": "use b1 >= 2",
+    "gamma < 1/L": "lower lr below 1/L",
+    "1 < rho < 1/(1 - nu)": "bring rho closer to 1, below 1/(1 - nu), or move lr towards 1/(2L), "
+                            "where nu is largest",
+}
+
+
 @dataclasses.dataclass(frozen=True)
 class TheoremOne:
     """The parameters of Theorem 1, with its constants, conditions and bound.
@@ -199,9 +209,10 @@ class TheoremOne:
         """
         failed = self.failed_conditions()
         if failed:
+            advice = [FIXES[c.name] for c in failed if c.name in FIXES]
             raise ValueError("Theorem 1 does not apply because its conditions fail: "
                              + "; ".join(c.describe() for c in failed)
-                             + ". Lower lr below 1/L or bring rho closer to 1.")
+                             + ". To meet them: " + "; ".join(advice) + ".")
         return sum(self.bound_terms(budget, num_workers, initial_gap))
 
     def bound_terms(self, budget, num_workers, initial_gap):

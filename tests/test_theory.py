@@ -85,6 +85,25 @@ def test_bound_rejects_failed_conditions():
         theorem.bound(10_000, 10, 1.0)
 
 
+def test_bound_advice_names_fix():
+    # gamma = 0.1 > 1/126 fails, and nu < 0 leaves no rho > 1 inside the range.
+    theorem = TheoremOne(smoothness=126.0, pl_modulus=1e-3, variance=1.0, lr=0.1, b1=2, rho=1.1)
+    with pytest.raises(ValueError) as raised:
+        theorem.bound(10_000, 10, 1.0)
+
+    assert "To meet them: lower lr below 1/L; bring rho closer to 1" in str(raised.value)
+
+
+def test_bound_advice_for_rho_only():
+    # L = 1, mu = 0.5, lr = 0.5: nu = 1/16, so rho must stay below 16/15.
+    theorem = TheoremOne(smoothness=1.0, pl_modulus=0.5, variance=1.0, lr=0.5, b1=2, rho=1.5)
+    with pytest.raises(ValueError) as raised:
+        theorem.bound(10_000, 10, 1.0)
+
+    assert "To meet them: bring rho closer to 1, below 1/(1 - nu)" in str(raised.value)
+    assert "lower lr" not in str(raised.value)
+
+
 def test_constants_overflow_to_infinity():
     # delta is about log(8/7) / 1e-9, so c1 = (2e9)^(1 + delta) is far beyond the float range.
     theorem = TheoremOne(smoothness=1.0, pl_modulus=1.0, variance=1.0, lr=0.5, b1=2, rho=1 + 1e-9)
