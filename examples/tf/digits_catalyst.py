@@ -18,7 +18,10 @@ import os
 import sys
 import time
 
-import crpsgd_hvd.keras as crpsgd_keras  # first: selects Keras 2 before TensorFlow loads
+# Keep TensorFlow's start-up notices (CUDA probing, oneDNN) from burying the table.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import crpsgd_hvd.keras as crpsgd_keras  # noqa: E402 (first: selects Keras 2 before TensorFlow loads)
 import horovod.tensorflow.keras as hvd
 import numpy as np
 import tensorflow as tf
