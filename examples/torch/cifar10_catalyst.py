@@ -27,9 +27,7 @@ Rank 0 writes ``results.json`` and ``loss.png`` to ``--out-dir`` and prints a ta
 """
 
 import argparse
-import json
 import logging
-import os
 import sys
 import time
 
@@ -37,7 +35,7 @@ import horovod.torch as hvd
 import torch
 from torch.nn import functional
 
-from comparison import Monitor, accuracy, format_table, plot, summarize
+from comparison import Monitor, accuracy, format_table, summarize, write_results
 from comparison import run_psgd as run_psgd_loop
 from crpsgd_hvd import CatalystLoop, GeometricSchedule
 from crpsgd_hvd.datasets import load_cifar10
@@ -152,7 +150,7 @@ def run_catalyst(args, shard, test, device):
                                                            catalyst.accounting.rounds))
     wall = time.perf_counter() - started - monitor.seconds
     return summarize("CR-PSGD-Catalyst", catalyst.accounting, monitor, wall, catalyst.catalyst_plan.num_rounds,
-                     accuracy(model, test))
+                     test_accuracy=accuracy(model, test))
 
 
 def run_psgd(args, shard, test, device):
@@ -165,7 +163,7 @@ def run_psgd(args, shard, test, device):
     model.train()
     accounting, wall = run_psgd_loop(model, optimizer, sampler.draw, classification_loss(model, args),
                                      args.psgd_batch, steps, monitor, eval_every=max(1, steps // args.eval_points))
-    return summarize("PSGD", accounting, monitor, wall, steps, accuracy(model, test))
+    return summarize("PSGD", accounting, monitor, wall, steps, test_accuracy=accuracy(model, test))
 
 
 def main(argv=None):
@@ -188,17 +186,11 @@ def main(argv=None):
         results.append(run_psgd(args, shard, test, device))
 
     if hvd.rank() == 0:
-        os.makedirs(args.out_dir, exist_ok=True)
         config = {**vars(args), "workers": hvd.size(), "shard_size": len(shard[1]), "device": str(device)}
-        with open(os.path.join(args.out_dir, "results.json"), "w") as file:
-            json.dump({"config": config, "results": results}, file, indent=1)
         title = (f"ResNet20 CIFAR-10, N={hvd.size()}, {args.epochs} epochs, B1={args.b1}, rho={args.rho}, "
                  f"B_max={args.b_max}, theta={args.theta}, lr={args.lr}")
-        if not args.no_plot:
-            plot(results, os.path.join(args.out_dir, "loss.png"), title)
-        print(title)
-        print(format_table(results))
-        print(f"results in {args.out_dir}/results.json" + ("" if args.no_plot else " and loss.png"))
+        write_results(args.out_dir, config, results, title, format_table(results),
+                      figure=None if args.no_plot else "loss.png")
     return 0
 
 

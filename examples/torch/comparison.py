@@ -1,5 +1,7 @@
 """Pieces shared by the classification examples: loss monitoring, the PSGD baseline, table and plot."""
 
+import json
+import os
 import time
 
 import horovod.torch as hvd
@@ -80,7 +82,8 @@ def run_psgd(model, optimizer, draw, loss_fn, batch_size, steps, monitor, eval_e
     return accounting, time.perf_counter() - started - monitor.seconds
 
 
-def summarize(method, accounting, monitor, wall_seconds, planned_rounds, test_accuracy):
+def summarize(method, accounting, monitor, wall_seconds, planned_rounds, metric="train_loss", **extra):
+    """Return one method's result: its counters, ``final_<metric>``, the history and ``extra`` fields."""
     return {
         "method": method,
         "gradients_per_worker": accounting.samples,
@@ -89,11 +92,24 @@ def summarize(method, accounting, monitor, wall_seconds, planned_rounds, test_ac
         "allreduce_calls": accounting.allreduce_calls,
         "bytes_per_worker": accounting.bytes_sent,
         "total_bytes": accounting.total_bytes_sent,
-        "final_train_loss": monitor.history["train_loss"][-1],
-        "test_accuracy": test_accuracy,
+        f"final_{metric}": monitor.history[metric][-1],
+        **extra,
         "wall_seconds": wall_seconds,
         "history": monitor.history,
     }
+
+
+def write_results(out_dir, config, results, title, table, figure=None, **plot_options):
+    """On rank 0's behalf: write results.json and, unless ``figure`` is None, the plot; print the table."""
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, "results.json"), "w") as file:
+        json.dump({"config": config, "results": results}, file, indent=1)
+    if figure is not None:
+        plot(results, os.path.join(out_dir, figure), title, **plot_options)
+
+    print(title)
+    print(table)
+    print(f"results in {out_dir}/results.json" + ("" if figure is None else f" and {figure}"))
 
 
 def format_table(results):

@@ -27,7 +27,6 @@ prints a table.
 """
 
 import argparse
-import json
 import logging
 import os
 import sys
@@ -40,7 +39,7 @@ from crpsgd_hvd import GeometricSchedule, sweep_intervals
 from crpsgd_hvd.problems import LogisticRegressionProblem
 from crpsgd_hvd.torch import LocalSGD, ShardSampler, fit, make_method
 
-from comparison import plot  # examples/torch/comparison.py, beside this script
+from comparison import summarize, write_results  # examples/torch/comparison.py, beside this script
 
 # The paper's configuration (its Experiment 1); --paper selects it.
 PAPER = {"budget": 10_000, "b1": 2, "rho": 1.1, "lr": 0.1, "psgd_batch": 2, "workers": 10}
@@ -183,7 +182,7 @@ def run_method(args, problem, shard, name, interval=None):
         callback=evaluate)
     wall = time.perf_counter() - started - monitor.seconds
     label = LABELS[name] + (f" H={interval}" if interval is not None else "")
-    return summarize(label, method.accounting, monitor, wall, method.plan.num_rounds)
+    return summarize(label, method.accounting, monitor, wall, method.plan.num_rounds, metric="objective")
 
 
 def run_sweep(args, problem, shard, psgd):
@@ -196,21 +195,6 @@ def run_sweep(args, problem, shard, psgd):
 
     sweep = sweep_intervals(train, args.sweep_intervals, psgd["final_objective"], args.sweep_rtol)
     return sweep, results
-
-
-def summarize(method, accounting, monitor, wall_seconds, planned_rounds):
-    return {
-        "method": method,
-        "gradients_per_worker": accounting.samples,
-        "rounds": accounting.rounds,
-        "planned_rounds": planned_rounds,
-        "allreduce_calls": accounting.allreduce_calls,
-        "bytes_per_worker": accounting.bytes_sent,
-        "total_bytes": accounting.total_bytes_sent,
-        "final_objective": monitor.history["objective"][-1],
-        "wall_seconds": wall_seconds,
-        "history": monitor.history,
-    }
 
 
 def format_table(results):
@@ -260,24 +244,18 @@ def main(argv=None):
     results = [crpsgd, psgd, local_sgd]
 
     if hvd.rank() == 0:
-        os.makedirs(args.out_dir, exist_ok=True)
-        config = {**vars(args), "workers": hvd.size()}
-        config["local_sgd_interval"] = interval
-        with open(os.path.join(args.out_dir, "results.json"), "w") as file:
-            json.dump({"config": config, "results": results}, file, indent=1)
+        config = {**vars(args), "workers": hvd.size(), "local_sgd_interval": interval}
         title = (f"logistic regression, N={hvd.size()}, d={args.dim}, T={args.budget}, "
                  f"B1={args.b1}, rho={args.rho}, lr={args.lr}, local SGD H={interval}")
         if sweep is not None:
+            os.makedirs(args.out_dir, exist_ok=True)
             with open(os.path.join(args.out_dir, "sweep.json"), "w") as file:
                 file.write(sweep.to_json())
             print(f"local SGD sweep, batch {args.psgd_batch}, against PSGD:")
             print(sweep.format_table())
-        if not args.no_plot:
-            plot(results, os.path.join(args.out_dir, "objective.png"), title, metric="objective",
-                 ylabel="objective f(x)")
-        print(title)
-        print(format_table(results))
-        print(f"results in {args.out_dir}/results.json" + ("" if args.no_plot else " and objective.png"))
+        write_results(args.out_dir, config, results, title, format_table(results),
+                      figure=None if args.no_plot else "objective.png", metric="objective",
+                      ylabel="objective f(x)")
     return 0
 
 
