@@ -81,7 +81,7 @@ class CRPSGDCallback(tf_keras.callbacks.Callback):
         if self.broadcast:
             hvd_tf.broadcast_variables(self.model.variables, root_rank=0)
         # Built now, after the broadcast, so every rank starts from rank 0's anchor.
-        self.optimizer._build_accumulators(self.model.trainable_variables)
+        self.optimizer.build_round_state(self.model.trainable_variables)
         num_params = sum(int(v.shape.num_elements()) for v in self.model.trainable_variables)
         bytes_per_param = self.model.trainable_variables[0].dtype.size
         self.plan = make_plan(self.schedule, self.budget, self.num_workers, num_params, bytes_per_param,

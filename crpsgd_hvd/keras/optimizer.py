@@ -49,7 +49,7 @@ class _RoundOptimizerMixin:
         # Local gradients of the wrapped optimizer's class, without Horovod's allreduce.
         grads_and_vars = self._user_class.compute_gradients(self, loss, var_list, tape)
         grads, variables = zip(*grads_and_vars)
-        self._build_accumulators(variables)
+        self.build_round_state(variables)
 
         for accumulator, grad in zip(self._accumulators, grads):
             if grad is not None:
@@ -95,10 +95,15 @@ class _RoundOptimizerMixin:
             if variable is not self.iterations:
                 variable.assign(tf.zeros_like(variable))
 
-    def _build_accumulators(self, variables):
+    def build_round_state(self, variables):
+        """Create the gradient accumulators and the anchor for ``variables``, once (eager call).
+
+        The callback calls this after the initial broadcast, so the anchor
+        starts at rank 0's weights; later calls, from inside ``fit``'s trace, do nothing.
+        """
         if self._accumulators is not None:
             return
-        # Created once, outside any tf.function trace, like the optimizer's own slots.
+        # Created outside any tf.function trace, like the optimizer's own slots.
         with tf.init_scope():
             self._accumulators = [
                 tf.Variable(tf.zeros(v.shape, dtype=v.dtype), trainable=False,

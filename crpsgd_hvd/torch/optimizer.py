@@ -40,7 +40,7 @@ logger = logging.getLogger(__name__)
 
 @dataclasses.dataclass(frozen=True)
 class RoundSpec:
-    """What the next round needs from the training loop.
+    """The next round's demands on the training loop: its index, batch and micro-batch sizes.
 
     Attributes:
         round (int): t, 1-based.
@@ -280,7 +280,7 @@ class CRPSGD:
         """
 
     def _gradients_finite(self):
-        # Checked after the allreduce: every rank holds the same averaged
+        # Checked after the allreduce: every rank has the same averaged
         # gradient, so every rank takes the same branch with no extra collective.
         grads = [p.grad for p in self.model.parameters() if p.requires_grad and p.grad is not None]
         return all(bool(torch.isfinite(grad).all()) for grad in grads)
