@@ -45,9 +45,14 @@ class CommunicationAccounting:
     payload_bytes: int = 0
     bytes_sent: int = 0
 
-    def record_allreduce(self, payload_bytes):
-        """Count one collective call that carried ``payload_bytes`` from this worker."""
-        bytes_sent = ring_allreduce_bytes(payload_bytes, self.num_workers)  # validates first
+    def record_allreduce(self, payload_bytes, num_workers=None):
+        """Count one collective call that carried ``payload_bytes`` from this worker.
+
+        ``num_workers`` is the number of workers in that call, if it differs
+        from :attr:`num_workers` (an elastic job after a resize).
+        """
+        num_workers = self.num_workers if num_workers is None else num_workers
+        bytes_sent = ring_allreduce_bytes(payload_bytes, num_workers)  # validates first
 
         self.allreduce_calls += 1
         self.payload_bytes += payload_bytes

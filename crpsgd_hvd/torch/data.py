@@ -32,14 +32,7 @@ class ShardSampler:
     """
 
     def __init__(self, tensors, seed, shuffle=True):
-        tensors = tuple(tensors)
-        if not tensors or not all(isinstance(t, torch.Tensor) for t in tensors):
-            raise ValueError(f"tensors must be a non-empty sequence of torch.Tensor, got {tensors!r}")
-        lengths = {t.shape[0] for t in tensors}
-        if len(lengths) != 1 or 0 in lengths:
-            raise ValueError(f"tensors must share one non-zero length along dim 0, got lengths "
-                             f"{[t.shape[0] for t in tensors]}")
-        self.tensors = tensors
+        self.tensors = check_sample_tensors(tensors)
         self.seed = check_int("seed", seed, minimum=0)
         self.shuffle = shuffle
         self.epoch = 0
@@ -86,3 +79,15 @@ class ShardSampler:
         # One generator per epoch, so that any epoch's order can be rebuilt on resume.
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
         return torch.randperm(len(self), generator=generator)
+
+
+def check_sample_tensors(tensors):
+    """Return ``tensors`` as a tuple after checking that they share one non-zero length along dim 0."""
+    tensors = tuple(tensors)
+    if not tensors or not all(isinstance(t, torch.Tensor) for t in tensors):
+        raise ValueError(f"tensors must be a non-empty sequence of torch.Tensor, got {tensors!r}")
+    lengths = {t.shape[0] for t in tensors}
+    if len(lengths) != 1 or 0 in lengths:
+        raise ValueError(f"tensors must share one non-zero length along dim 0, got lengths "
+                         f"{[t.shape[0] for t in tensors]}")
+    return tensors

@@ -178,14 +178,11 @@ class CRPSGD:
         if not named:
             raise ValueError("model has no parameters with requires_grad=True, so there is nothing to train")
         check_unclaimed([p for _, p in named], type(self).__name__)
-        self.optimizer = hvd.DistributedOptimizer(
-            optimizer, named_parameters=named, compression=self.compression, op=self.op,
-            gradient_predivide_factor=self.gradient_predivide_factor,
-            groups=[[p for _, p in named]], process_set=self.process_set)
+        self.optimizer = self._wrap_optimizer(optimizer, named)
         self._count_allreduces()
         claim([p for _, p in named], f"a {type(self).__name__}")
 
-        self.num_workers = self.process_set.size()
+        self.num_workers = self._plan_workers()
         num_params = sum(p.numel() for _, p in named)
         self.plan = make_plan(schedule, self.budget, self.num_workers, num_params,
                               self._wire_bytes_per_param(named[0][1]), self.leftover)
@@ -195,14 +192,20 @@ class CRPSGD:
         self._micro_batches_done = 0
         self._loss_sum = None
 
-        check_same_on_every_rank(self.configuration(), self.process_set, "crpsgd.configuration", "configuration")
-        if broadcast:
-            self.broadcast_state(root_rank)
+        # An elastic driver runs these collectives in its state's sync(), because a worker that
+        # joins a running job builds its driver while the others are not in a collective.
+        if self.collectives_at_construction:
+            self.check_configuration()
+            if broadcast:
+                self.broadcast_state(root_rank)
         if hvd.rank() == root_rank:
             logger.info("CR-PSGD plan: %d rounds, %d samples per worker of budget %d, %d workers "
                         "(classical PSGD at batch %d: %d rounds)", self.plan.num_rounds,
                         self.plan.samples_per_worker, self.budget, self.num_workers,
                         schedule.first_batch, self.plan.psgd_rounds)
+
+    # True: __init__ checks the configuration across ranks and broadcasts the start state.
+    collectives_at_construction = True
 
     def configuration(self):
         """Return the settings that every rank must share, as a JSON-ready dict."""
@@ -217,6 +220,21 @@ class CRPSGD:
             "parameter_shapes": [list(p.shape) for p in self.model.parameters() if p.requires_grad],
         }
 
+    def _wrap_optimizer(self, optimizer, named):
+        """Return Horovod's DistributedOptimizer over ``named`` parameters, all in one group."""
+        return hvd.DistributedOptimizer(
+            optimizer, named_parameters=named, compression=self.compression, op=self.op,
+            gradient_predivide_factor=self.gradient_predivide_factor,
+            groups=[[p for _, p in named]], process_set=self.process_set)
+
+    def _plan_workers(self):
+        """Return N, the workers whose per-worker batches the plan and the accounting count."""
+        return self.process_set.size()
+
+    def check_configuration(self):
+        """Raise the same ValueError on every rank unless all ranks share :meth:`configuration`."""
+        check_same_on_every_rank(self.configuration(), self.process_set, "crpsgd.configuration", "configuration")
+
     def broadcast_state(self, root_rank=0):
         """Give every rank the parameters and optimizer state of ``root_rank``."""
         broadcast_model_and_optimizer(self.model, self.optimizer, root_rank, "crpsgd")
@@ -230,14 +248,18 @@ class CRPSGD:
         batch = next_round_batch(self.schedule, self.budget, self.state, self.leftover)
         if batch is None:
             return None
-        sizes = micro_batch_sizes(batch, self.micro_batch_size)
+        spec = self._make_round_spec(batch)
         self.optimizer.zero_grad()
-        self.optimizer.set_backward_passes_per_step(len(sizes))
+        self.optimizer.set_backward_passes_per_step(len(spec.micro_batch_sizes))
 
-        self._round = RoundSpec(self.state.rounds + 1, batch, sizes)
+        self._round = spec
         self._micro_batches_done = 0
         self._loss_sum = None
         return self._round
+
+    def _make_round_spec(self, batch):
+        """Return the spec of the next round, whose per-worker batch from the schedule is ``batch``."""
+        return RoundSpec(self.state.rounds + 1, batch, micro_batch_sizes(batch, self.micro_batch_size))
 
     def backward(self, loss, num_samples):
         """Back-propagate one micro-batch's mean ``loss``, weighted by ``num_samples`` / B_t.
@@ -248,7 +270,7 @@ class CRPSGD:
         """
         spec = self._require_open_round("backward()")
         detached = weighted_backward(loss, num_samples, spec.micro_batch_sizes, self._micro_batches_done,
-                                     spec.batch_size, f"round {spec.round}")
+                                     self._weight_denominator(spec), f"round {spec.round}")
         self._loss_sum = detached if self._loss_sum is None else self._loss_sum + detached
         self._micro_batches_done += 1
 
@@ -263,11 +285,26 @@ class CRPSGD:
         self.after_allreduce()
         with self.optimizer.skip_synchronize():
             self.optimizer.step()
+        self._round = None
+        return self._complete_round(spec)
+
+    def _weight_denominator(self, spec):
+        """Return the samples whose mean gradient the round's allreduce must produce on this worker."""
+        return spec.batch_size
+
+    def _complete_round(self, spec):
+        """Advance the round index, samples count and accounting after the step of ``spec``."""
         self.state = self.state.advance(spec.batch_size)
         self.accounting.record_round(spec.batch_size)
-        self._round = None
-        return RoundResult(spec.round, spec.batch_size, float(self._loss_sum), self.state.samples,
-                           self.accounting.state_dict())
+        return self._round_result(spec)
+
+    def _round_result(self, spec, skipped=False):
+        return RoundResult(spec.round, spec.batch_size, self._mean_loss(spec), self.state.samples,
+                           self.accounting.state_dict(), skipped)
+
+    def _mean_loss(self, spec):
+        """Return this worker's mean loss over its samples of the round ``spec``."""
+        return float(self._loss_sum)
 
     def after_allreduce(self):
         """Change the round's averaged gradient in ``.grad`` before the optimizer step; by default, nothing.
@@ -297,8 +334,7 @@ class CRPSGD:
         if hvd.rank() == 0:
             warnings.warn(f"{message}; skipped it without a step, and the next round repeats round "
                           f"{spec.round} with fresh samples", RuntimeWarning, stacklevel=3)
-        return RoundResult(spec.round, spec.batch_size, float(self._loss_sum), self.state.samples,
-                           self.accounting.state_dict(), skipped=True)
+        return self._round_result(spec, skipped=True)
 
     @property
     def round_open(self):
@@ -375,16 +411,19 @@ class CRPSGD:
                 handle = hvd.grouped_allreduce_async_(
                     list(tensors), name=name, op=self.op, prescale_factor=1.0 / factor,
                     postscale_factor=factor, process_set=self.process_set)
-            self.accounting.record_allreduce(self._payload_bytes(tensors))
+            self._record_allreduce(tensors)
             return handle, contexts
 
         def single_allreduce(param):
             result = single(param)
-            self.accounting.record_allreduce(self._payload_bytes([param.grad]))
+            self._record_allreduce([param.grad])
             return result
 
         optimizer._grouped_allreduce_grad_async = grouped_allreduce
         optimizer._allreduce_grad_async = single_allreduce
+
+    def _record_allreduce(self, tensors):
+        self.accounting.record_allreduce(self._payload_bytes(tensors))
 
     def _payload_bytes(self, tensors):
         return sum(t.numel() * self._wire_bytes_per_param(t) for t in tensors)
