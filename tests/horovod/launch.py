@@ -18,8 +18,24 @@ def horovodrun(script, *args, np=2, timeout=180, extra=()):
     The job gets its own process group, so a hang ends with every process
     killed and a ``subprocess.TimeoutExpired`` for the test to report.
     """
+    options = ["--gloo", "-np", str(np), "-H", f"localhost:{np}", *extra]
+    return run_job(options, script, args, timeout)
+
+
+def horovodrun_elastic(script, *args, np, min_np, max_np, discovery_script, timeout=180):
+    """Run ``script`` as an elastic job whose hosts ``discovery_script`` prints, over the loopback interface.
+
+    ``--network-interface lo`` also makes Horovod 0.28.1 start with one
+    host; without a network interface, elastic Gloo jobs wait for two.
+    """
+    options = ["-np", str(np), "--min-np", str(min_np), "--max-np", str(max_np),
+               "--host-discovery-script", str(discovery_script), "--network-interface", "lo"]
+    return run_job(options, script, args, timeout)
+
+
+def run_job(options, script, args, timeout):
     horovodrun_bin = Path(sys.executable).with_name("horovodrun")
-    command = [str(horovodrun_bin), "--gloo", "-np", str(np), "-H", f"localhost:{np}", *extra,
+    command = [str(horovodrun_bin), *options,
                sys.executable, str(WORKERS / script if (WORKERS / script).exists() else ROOT / script),
                *map(str, args)]
     # TF_CPP_MIN_LOG_LEVEL=2 keeps TensorFlow's start-up notices out of the output that tests read.
