@@ -28,13 +28,14 @@ last commit and repeat the rounds since then with the workers that remain.
 import copy
 import dataclasses
 import logging
+import time
 from typing import Tuple
 
 import horovod.torch as hvd
 import torch
 from horovod.common.elastic import State
 
-from crpsgd_hvd._validation import check_int
+from crpsgd_hvd._validation import check_int, check_real
 from crpsgd_hvd.elastic import worker_share
 from crpsgd_hvd.rounds import micro_batch_sizes
 from crpsgd_hvd.torch.data import check_sample_tensors
@@ -42,7 +43,7 @@ from crpsgd_hvd.torch.loop import progress_bar
 from crpsgd_hvd.torch.optimizer import CRPSGD, RoundResult, RoundSpec
 
 __all__ = ["ElasticCRPSGD", "ElasticRoundResult", "ElasticRoundSpec", "ElasticState", "GlobalBatchSampler",
-           "fit_elastic"]
+           "fit_elastic", "wait_for_host_update"]
 
 logger = logging.getLogger(__name__)
 
@@ -428,3 +429,26 @@ def run_elastic_rounds(state, loss_fn, commit_every, progress, callback):
                 callback(state, result)
         state.commit()
     return list(state.results)
+
+
+def wait_for_host_update(state, timeout=60.0, interval=0.2):
+    """Wait, on every rank, until Horovod announces new or removed hosts; then its interrupt propagates.
+
+    For a planned resize: after changing what the host discovery script
+    prints, call this from a :func:`fit_elastic` callback on every rank. It
+    calls ``state.check_host_updates()``, a collective, every ``interval``
+    seconds, which raises Horovod's ``HostsUpdatedInterrupt`` on every rank at
+    once when the driver's notice arrives; ``horovod.torch.elastic.run`` then
+    resets and syncs the workers.
+
+    Raises:
+        TimeoutError: on every rank, if no notice arrives within ``timeout``
+            seconds (counted in calls, so every rank gives up at the same call).
+    """
+    timeout = check_real("timeout", timeout, greater_than=0.0)
+    interval = check_real("interval", interval, greater_than=0.0)
+    for _ in range(max(1, round(timeout / interval))):
+        time.sleep(interval)
+        state.check_host_updates()
+    raise TimeoutError(f"no host update reached the workers in {timeout} s: check that the host discovery "
+                       "script prints the new hosts")

@@ -33,6 +33,15 @@ def horovodrun_elastic(script, *args, np, min_np, max_np, discovery_script, time
     return run_job(options, script, args, timeout)
 
 
+def write_host_discovery(directory, hosts):
+    """Write ``hosts`` to DIRECTORY/hosts and a discovery script that prints that file; return the script."""
+    (directory / "hosts").write_text(hosts)
+    script = directory / "discover.sh"
+    script.write_text(f"#!/bin/sh\ncat '{directory / 'hosts'}'\n")
+    script.chmod(0o755)
+    return script
+
+
 def run_job(options, script, args, timeout):
     horovodrun_bin = Path(sys.executable).with_name("horovodrun")
     command = [str(horovodrun_bin), *options,

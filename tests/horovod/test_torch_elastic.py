@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from tests.elastic_reference import reference_global_batches
-from tests.horovod.launch import WORKERS, horovodrun_elastic
+from tests.horovod.launch import WORKERS, horovodrun_elastic, write_host_discovery
 
 sys.path.insert(0, str(WORKERS))
 from elastic import FAIL_IN, GROW_AFTER, SETTINGS, SHRINK_AFTER, loss_of, make_data, make_model  # noqa: E402
@@ -40,10 +40,7 @@ def reference_parameters(batches):
 def start_elastic_job(directory, mode, hosts, np, min_np, max_np):
     """Run the worker in ``mode`` as an elastic job on the listed loopback hosts; return the CompletedProcess."""
     torch.save(make_data(), directory / "data.pt")
-    (directory / "hosts").write_text(hosts)
-    discovery = directory / "discover.sh"
-    discovery.write_text(f"#!/bin/sh\ncat '{directory / 'hosts'}'\n")
-    discovery.chmod(0o755)
+    discovery = write_host_discovery(directory, hosts)
     return horovodrun_elastic("elastic.py", directory, mode, np=np, min_np=min_np, max_np=max_np,
                               discovery_script=discovery, timeout=240)
 

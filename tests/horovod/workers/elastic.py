@@ -24,14 +24,14 @@ import json
 import os
 import signal
 import sys
-import time
 from pathlib import Path
 
 import horovod.torch as hvd
 import torch
 
 from crpsgd_hvd import GeometricSchedule
-from crpsgd_hvd.torch.elastic import ElasticCRPSGD, ElasticState, GlobalBatchSampler, fit_elastic
+from crpsgd_hvd.torch.elastic import (ElasticCRPSGD, ElasticState, GlobalBatchSampler, fit_elastic,
+                                      wait_for_host_update)
 
 # Per-worker batches at N_ref = 2: 2, 2, 3, 3, 4, 6, 7, 9, 11, 14, then a final round of 5.
 SETTINGS = {"b1": 2, "rho": 1.25, "budget": 66, "leftover": "final_round", "reference_workers": 2,
@@ -54,14 +54,6 @@ def make_model():
 
 def loss_of(model, inputs, targets):
     return torch.nn.functional.binary_cross_entropy_with_logits(model(inputs).squeeze(1), targets)
-
-
-def wait_for_host_update(state, seconds=60.0):
-    """Call check_host_updates() on every rank until Horovod reports the new hosts (it raises then)."""
-    for _ in range(int(seconds / 0.2)):
-        time.sleep(0.2)
-        state.check_host_updates()
-    raise TimeoutError(f"no host update reached the workers in {seconds} s")
 
 
 def main(directory, mode):
