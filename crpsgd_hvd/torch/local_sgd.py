@@ -26,6 +26,7 @@ from crpsgd_hvd._validation import check_choice, check_int
 from crpsgd_hvd.accounting import CommunicationAccounting
 from crpsgd_hvd.local_sgd import make_local_sgd_plan
 from crpsgd_hvd.rounds import micro_batch_sizes
+from crpsgd_hvd.torch._consistency import check_same_on_every_rank
 from crpsgd_hvd.torch._micro_batches import (broadcast_model_and_optimizer, check_micro_batches_done,
                                              check_unclaimed, weighted_backward)
 from crpsgd_hvd.torch.optimizer import check_model_and_optimizer
@@ -122,7 +123,11 @@ class LocalSGD:
         root_rank (int): rank whose initial state everyone takes. Default: 0.
 
     Raises:
-        ValueError: for an invalid argument; the message names it.
+        ValueError: for an invalid argument; the message names it. Also, on
+            every rank, when the ranks were given different configurations
+            (see :meth:`configuration`): the message lists each differing
+            field with its values and ranks. The check is two small
+            allgathers before the broadcast.
         RuntimeError: if Horovod is not initialised.
 
     Note:
@@ -157,6 +162,8 @@ class LocalSGD:
         self._loss_sum = None
         self._samples_since_average = 0
 
+        check_same_on_every_rank(self.configuration(), self.process_set, "local_sgd.configuration",
+                                 "configuration")
         if broadcast:
             broadcast_model_and_optimizer(model, optimizer, root_rank, "local_sgd")
         if hvd.rank() == root_rank:
@@ -167,6 +174,25 @@ class LocalSGD:
     @property
     def budget(self):
         return self.plan.budget
+
+    def configuration(self):
+        """Return the settings that every rank must share, as a JSON-ready dict.
+
+        It contains b, T, H, the micro-batch size, the optimizer-state
+        policy, the optimizer's class (with ``optimizer_state="average"`` it
+        fixes which state tensors join the allreduce) and the trainable
+        parameters' shapes and dtypes.
+        """
+        return {
+            "batch_size": self.plan.batch_size,
+            "budget": self.plan.budget,
+            "interval": self.plan.interval,
+            "micro_batch_size": self.micro_batch_size,
+            "optimizer_state": self.optimizer_state,
+            "optimizer": type(self.optimizer).__name__,
+            "parameter_shapes": [list(p.shape) for p in self.params],
+            "parameter_dtypes": [str(p.dtype) for p in self.params],
+        }
 
     def next_step(self) -> Optional[StepSpec]:
         """Start the next local step and return what it needs, or None when the budget is spent."""
