@@ -9,6 +9,7 @@ import tf_keras
 from crpsgd_hvd._validation import check_choice, check_int, check_real
 from crpsgd_hvd.accounting import CommunicationAccounting
 from crpsgd_hvd.catalyst import CatalystLoop, CatalystState, next_outer_iteration
+from crpsgd_hvd.keras._consistency import check_same_on_every_rank
 from crpsgd_hvd.plan import make_plan
 from crpsgd_hvd.rounds import LEFTOVER_POLICIES, RoundState, check_budget, micro_batch_sizes, next_round_batch
 from crpsgd_hvd.schedules import BatchSchedule
@@ -45,6 +46,14 @@ class CRPSGDCallback(tf_keras.callbacks.Callback):
             Horovod's ``BroadcastGlobalVariablesCallback`` broadcasts only
             after the first step, when each rank has already computed a
             gradient at its own initial weights.
+
+    Raises:
+        ValueError: for an invalid argument; the message names it. Also, from
+            ``fit`` on every rank, when the ranks were given different
+            configurations (see :meth:`configuration`): the message lists each
+            differing field with its values and ranks. ``on_train_begin``
+            checks this with two small allgathers, before the broadcast and
+            before the first gradient.
     """
 
     def __init__(self, optimizer, schedule: BatchSchedule, budget, micro_batch_size, *,
@@ -75,9 +84,28 @@ class CRPSGDCallback(tf_keras.callbacks.Callback):
         return sum(len(micro_batch_sizes(row.batch_per_worker, self.micro_batch_size))
                    for row in self.plan.rounds)
 
+    def configuration(self):
+        """Return the settings that every rank must share, as a JSON-ready dict.
+
+        The schedule, budget, micro-batch size, leftover policy, the
+        optimizer's Horovod settings and the shapes of the model's trainable
+        variables. Call it once ``fit`` has set the model.
+        """
+        return {
+            "schedule": self.schedule.describe(),
+            "budget": self.budget,
+            "micro_batch_size": self.micro_batch_size,
+            "leftover": self.leftover,
+            **self.optimizer.round_configuration(),
+            "trainable_variable_shapes": [v.shape.as_list() for v in self.model.trainable_variables],
+        }
+
     def on_train_begin(self, logs=None):
         if self.model.optimizer is not self.optimizer:
             raise ValueError("the model must be compiled with this callback's optimizer")
+        # Checked before the broadcast, so that ranks whose variables differ in shape never reach it.
+        check_same_on_every_rank(self.configuration(), self.optimizer.process_set, "crpsgd.keras.configuration",
+                                 "configuration")
         if self.broadcast:
             hvd_tf.broadcast_variables(self.model.variables, root_rank=0)
         # Built now, after the broadcast, so every rank starts from rank 0's anchor.
@@ -170,6 +198,11 @@ class CatalystCallback(CRPSGDCallback):
     def steps(self):
         """``fit`` steps over all outer iterations."""
         return super().steps * self.loop.num_outer
+
+    def configuration(self):
+        """Return CRPSGDCallback's shared settings plus the outer loop, theta and the optimizer-reset choice."""
+        return {**super().configuration(), "catalyst_loop": self.loop.describe(), "theta": self.theta,
+                "reset_optimizer_state": self.reset_optimizer_state}
 
     def on_train_begin(self, logs=None):
         super().on_train_begin(logs)

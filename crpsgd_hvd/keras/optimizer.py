@@ -20,8 +20,9 @@ __all__ = ["round_optimizer"]
 class _RoundOptimizerMixin:
     """Round methods that :func:`round_optimizer` adds on top of Horovod's optimizer methods."""
 
-    def _init_round_state(self, user_class):
+    def _init_round_state(self, user_class, settings):
         self._user_class = user_class
+        self._round_settings = settings
         with tf.init_scope():
             self.micro_batches_per_round = tf.Variable(1, dtype=tf.int64, trainable=False,
                                                        name="crpsgd_micro_batches_per_round")
@@ -83,6 +84,10 @@ class _RoundOptimizerMixin:
 
     def _round_complete(self):
         return tf.equal(self.micro_batches_done, self.micro_batches_per_round)
+
+    def round_configuration(self):
+        """Return the Horovod settings that every rank must share, as a JSON-ready dict."""
+        return dict(self._round_settings)
 
     def move_anchor(self):
         """Set the proximal anchor y to the current trainable variables (eager call)."""
@@ -158,5 +163,11 @@ def round_optimizer(optimizer, *, compression=None, op=None, process_set=None,
     round_class = type(user_class.__name__, (user_class,), methods)
 
     wrapped = round_class.from_config(optimizer.get_config())
-    wrapped._init_round_state(user_class)
+    compression = compression or hvd.Compression.none
+    wrapped._init_round_state(user_class, {
+        "op": "Average" if op == hvd.Average else "Sum",
+        "compression": getattr(compression, "__name__", type(compression).__name__),
+        "gradient_predivide_factor": float(gradient_predivide_factor),
+        "sparse_as_dense": bool(sparse_as_dense),
+    })
     return wrapped
