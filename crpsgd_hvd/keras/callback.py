@@ -1,6 +1,7 @@
 """The ``model.fit`` callback that runs CR-PSGD rounds over fixed-size micro-batches."""
 
 import logging
+import warnings
 
 import horovod.tensorflow as hvd_tf
 import horovod.tensorflow.keras as hvd
@@ -11,7 +12,8 @@ from crpsgd_hvd.accounting import CommunicationAccounting
 from crpsgd_hvd.catalyst import CatalystLoop, CatalystState, next_outer_iteration
 from crpsgd_hvd.keras._consistency import check_same_on_every_rank
 from crpsgd_hvd.plan import make_plan
-from crpsgd_hvd.rounds import LEFTOVER_POLICIES, RoundState, check_budget, micro_batch_sizes, next_round_batch
+from crpsgd_hvd.rounds import (LEFTOVER_POLICIES, NONFINITE_POLICIES, RoundState, check_budget, micro_batch_sizes,
+                               next_round_batch)
 from crpsgd_hvd.schedules import BatchSchedule
 
 __all__ = ["CRPSGDCallback", "CatalystCallback"]
@@ -25,14 +27,15 @@ class CRPSGDCallback(tf_keras.callbacks.Callback):
     Each ``fit`` step is one micro-batch. Before a round the callback reads
     B_t from the schedule and sets the round's micro-batch count on the
     optimizer; before each micro-batch it sets the gradient weight to the
-    micro-batch's samples / B_t. The data must therefore arrive in the planned
-    micro-batch sizes: :func:`crpsgd_hvd.keras.round_dataset` makes such a
-    dataset and :attr:`steps` is the ``steps_per_epoch`` to pass to ``fit``.
-    Training stops when the budget is spent.
+    micro-batch's samples / B_t. The data must therefore arrive in the sizes
+    that :meth:`current_micro_batch` requests: :func:`crpsgd_hvd.keras.round_dataset`
+    makes such a dataset and :attr:`steps` is the ``steps_per_epoch`` to pass
+    to ``fit``. Training stops when the budget is spent.
 
     After each round the callback adds ``round``, ``B_t``, ``rounds``,
-    ``samples`` and ``bytes_sent`` to the batch ``logs``, and the totals to the
-    epoch ``logs``, so History, CSVLogger and TensorBoard record them.
+    ``samples``, ``bytes_sent`` and ``skipped_rounds`` to the batch ``logs``,
+    and the totals to the epoch ``logs``, so History, CSVLogger and
+    TensorBoard record them.
 
     Args:
         optimizer: the model's optimizer, made by :func:`round_optimizer`.
@@ -46,6 +49,15 @@ class CRPSGDCallback(tf_keras.callbacks.Callback):
             Horovod's ``BroadcastGlobalVariablesCallback`` broadcasts only
             after the first step, when each rank has already computed a
             gradient at its own initial weights.
+        on_nonfinite (str): what happens when a round's averaged gradient
+            contains a NaN or an infinity. The optimizer takes no step in
+            either case. ``"raise"`` raises ``FloatingPointError`` from
+            ``fit``; ``"skip"`` drops the round: ``iterations``, the round
+            index and the samples count stay, rank 0 warns with the round
+            index, and the round is repeated with the next samples, which
+            takes its fit steps again, so pass ``fit`` more steps than
+            :attr:`steps`. The allreduce gives every rank the same averaged
+            gradient, so every rank decides alike. Default: ``"raise"``.
 
     Raises:
         ValueError: for an invalid argument; the message names it. Also, from
@@ -57,7 +69,7 @@ class CRPSGDCallback(tf_keras.callbacks.Callback):
     """
 
     def __init__(self, optimizer, schedule: BatchSchedule, budget, micro_batch_size, *,
-                 leftover="drop", broadcast=True):
+                 leftover="drop", broadcast=True, on_nonfinite="raise"):
         super().__init__()
         if not hasattr(optimizer, "start_round"):
             raise ValueError("optimizer must come from crpsgd_hvd.keras.round_optimizer, "
@@ -70,19 +82,58 @@ class CRPSGDCallback(tf_keras.callbacks.Callback):
         self.micro_batch_size = check_int("micro_batch_size", micro_batch_size, minimum=1)
         self.leftover = check_choice("leftover", leftover, LEFTOVER_POLICIES)
         self.broadcast = broadcast
+        self.on_nonfinite = check_choice("on_nonfinite", on_nonfinite, NONFINITE_POLICIES)
         self.num_workers = optimizer.process_set.size()
         self.state = RoundState()
         self.accounting = CommunicationAccounting(num_workers=self.num_workers)
         self.plan = make_plan(schedule, self.budget, self.num_workers, leftover=self.leftover)
+        # Samples that this rank's fit steps have read, skipped rounds included: the data position.
+        self.samples_drawn = 0
+        self.skipped_rounds = 0
         self._sizes = ()
         self._position = 0
         self._batch = None
+        self._step_running = False
 
     @property
     def steps(self):
-        """``fit`` steps (micro-batches) that the whole plan takes."""
-        return sum(len(micro_batch_sizes(row.batch_per_worker, self.micro_batch_size))
-                   for row in self.plan.rounds)
+        """``fit`` steps (micro-batches) left in the plan; the whole plan for a fresh callback.
+
+        Read it before ``fit``. It counts no repeats of skipped rounds.
+        """
+        return len(self.planned_micro_batch_sizes())
+
+    @property
+    def round_open(self):
+        """True from a round's first ``fit`` step until the end of its last."""
+        return self._position < len(self._sizes)
+
+    def planned_micro_batch_sizes(self):
+        """Return the size of every ``fit`` step left in the plan, in order, assuming no skipped round."""
+        sizes = list(self._sizes[self._position:])
+        state = self.state.advance(self._batch) if self.round_open else self.state
+        return sizes + self._inner_micro_batch_sizes(state)
+
+    def _inner_micro_batch_sizes(self, state):
+        sizes = []
+        while (batch := next_round_batch(self.schedule, self.budget, state, self.leftover)) is not None:
+            sizes.extend(micro_batch_sizes(batch, self.micro_batch_size))
+            state = state.advance(batch)
+        return sizes
+
+    def current_micro_batch(self):
+        """Return (size, position) of the micro-batch that the running ``fit`` step must read.
+
+        ``position`` counts the samples this rank has read before it, so a
+        dataset can find its place in its sample stream.
+
+        Raises:
+            RuntimeError: outside a ``fit`` step, when a dataset reads ahead.
+        """
+        if not self._step_running:
+            raise RuntimeError("a micro-batch was requested outside a fit step of CRPSGDCallback: the "
+                               "dataset must be read step by step, without prefetch")
+        return self._sizes[self._position], self.samples_drawn
 
     def configuration(self):
         """Return the settings that every rank must share, as a JSON-ready dict.
@@ -96,6 +147,7 @@ class CRPSGDCallback(tf_keras.callbacks.Callback):
             "budget": self.budget,
             "micro_batch_size": self.micro_batch_size,
             "leftover": self.leftover,
+            "on_nonfinite": self.on_nonfinite,
             **self.optimizer.round_configuration(),
             "trainable_variable_shapes": [v.shape.as_list() for v in self.model.trainable_variables],
         }
@@ -121,23 +173,54 @@ class CRPSGDCallback(tf_keras.callbacks.Callback):
                         self.plan.num_rounds, self.steps, self.micro_batch_size)
 
     def on_train_batch_begin(self, batch, logs=None):
-        if self._position == len(self._sizes):
+        if not self.round_open:
             self._start_round()
         self.optimizer.set_micro_batch_weight(self._sizes[self._position] / self._batch)
+        self._step_running = True
 
     def on_train_batch_end(self, batch, logs=None):
+        self._step_running = False
+        self.samples_drawn += self._sizes[self._position]
         self._position += 1
-        if self._position < len(self._sizes):
+        if self.round_open:
             return
 
-        self.state = self.state.advance(self._batch)
-        self.accounting.record_round(self._batch)
         while self.accounting.allreduce_calls < int(self.optimizer.allreduce_count.numpy()):
             self.accounting.record_allreduce(self._payload_bytes)
+        if not bool(self.optimizer.round_finite.numpy()):
+            self._reject_round(logs)
+            return
+        self.state = self.state.advance(self._batch)
+        self.accounting.record_round(self._batch)
         if logs is not None:
             logs.update(round=self.state.rounds, B_t=self._batch, **self._totals())
         if next_round_batch(self.schedule, self.budget, self.state, self.leftover) is None:
             self.on_budget_spent()
+
+    def _reject_round(self, logs):
+        """Handle a round whose averaged gradient is not finite, which the optimizer did not apply."""
+        message = f"{self._describe_round()}: the averaged gradient contains NaN or infinite values"
+        if self.on_nonfinite == "raise":
+            raise FloatingPointError(f"{message}; no step was taken. Pass on_nonfinite='skip' to drop such "
+                                     "rounds, or find the rank whose loss is not finite")
+        self.skipped_rounds += 1
+        if hvd.rank() == 0:
+            warnings.warn(f"{message}; skipped it without a step, and the next round repeats round "
+                          f"{self.state.rounds + 1} with fresh samples", RuntimeWarning, stacklevel=2)
+        if logs is not None:
+            logs.update(self._totals())
+
+    def _describe_round(self):
+        return (f"round {self.state.rounds + 1} (batch {self._batch}, after {self.state.samples} samples "
+                "per worker)")
+
+    def on_train_end(self, logs=None):
+        remaining = self.steps
+        if remaining and not self.model.stop_training and hvd.rank() == 0:
+            logger.warning("fit ended with %d fit steps of the plan left, %s: call fit again with "
+                           "steps_per_epoch=callback.steps to continue. A round skipped for a non-finite "
+                           "gradient needs its fit steps again", remaining,
+                           "inside a round" if self.round_open else "between rounds")
 
     def on_budget_spent(self):
         """Stop training; :class:`CatalystCallback` starts the next inner call instead."""
@@ -150,8 +233,8 @@ class CRPSGDCallback(tf_keras.callbacks.Callback):
     def _start_round(self):
         batch = next_round_batch(self.schedule, self.budget, self.state, self.leftover)
         if batch is None:
-            raise RuntimeError(f"fit ran past the budget of {self.budget} samples per worker: "
-                               f"pass steps_per_epoch={self.steps} and epochs=1")
+            raise RuntimeError(f"fit ran past the budget of {self.budget} samples per worker: pass "
+                               "steps_per_epoch=callback.steps, read before fit, and epochs=1")
         self._batch = batch
         self._sizes = micro_batch_sizes(batch, self.micro_batch_size)
         self._position = 0
@@ -159,7 +242,7 @@ class CRPSGDCallback(tf_keras.callbacks.Callback):
 
     def _totals(self):
         return {"rounds": self.accounting.rounds, "samples": self.accounting.samples,
-                "bytes_sent": self.accounting.bytes_sent}
+                "bytes_sent": self.accounting.bytes_sent, "skipped_rounds": self.skipped_rounds}
 
 
 class CatalystCallback(CRPSGDCallback):
@@ -174,7 +257,7 @@ class CatalystCallback(CRPSGDCallback):
     The anchor covers trainable variables only, not BatchNorm statistics.
 
     Args:
-        optimizer, schedule, micro_batch_size, leftover, broadcast: as for
+        optimizer, schedule, micro_batch_size, leftover, broadcast, on_nonfinite: as for
             :class:`CRPSGDCallback`; the budget of each inner call comes
             from ``loop``.
         loop (CatalystLoop): outer iterations and inner budget.
@@ -184,20 +267,25 @@ class CatalystCallback(CRPSGDCallback):
     """
 
     def __init__(self, optimizer, schedule, loop: CatalystLoop, theta, micro_batch_size, *,
-                 reset_optimizer_state=True, leftover="drop", broadcast=True):
+                 reset_optimizer_state=True, leftover="drop", broadcast=True, on_nonfinite="raise"):
         if not isinstance(loop, CatalystLoop):
             raise ValueError(f"loop must be a crpsgd_hvd CatalystLoop, got {type(loop).__name__}")
         super().__init__(optimizer, schedule, loop.inner_budget, micro_batch_size, leftover=leftover,
-                         broadcast=broadcast)
+                         broadcast=broadcast, on_nonfinite=on_nonfinite)
         self.loop = loop
         self.theta = check_real("theta", theta, at_least=0.0)
         self.reset_optimizer_state = bool(reset_optimizer_state)
         self.catalyst_state = CatalystState()
 
-    @property
-    def steps(self):
-        """``fit`` steps over all outer iterations."""
-        return super().steps * self.loop.num_outer
+    def planned_micro_batch_sizes(self):
+        """Return the size of every ``fit`` step left over all outer iterations, assuming no skipped round."""
+        if next_outer_iteration(self.loop, self.catalyst_state) is None:
+            return []
+        later_outer = self.loop.num_outer - self.catalyst_state.outer - 1
+        return super().planned_micro_batch_sizes() + self._inner_micro_batch_sizes(RoundState()) * later_outer
+
+    def _describe_round(self):
+        return f"outer iteration {self.catalyst_state.outer + 1}, {super()._describe_round()}"
 
     def configuration(self):
         """Return CRPSGDCallback's shared settings plus the outer loop, theta and the optimizer-reset choice."""
