@@ -1,5 +1,6 @@
 """The ``model.fit`` callback that runs CR-PSGD rounds over fixed-size micro-batches."""
 
+import json
 import logging
 import warnings
 
@@ -104,6 +105,11 @@ class CRPSGDCallback(tf_keras.callbacks.Callback):
         return len(self.planned_micro_batch_sizes())
 
     @property
+    def step_running(self):
+        """True between ``on_train_batch_begin`` and ``on_train_batch_end`` of a ``fit`` step."""
+        return self._step_running
+
+    @property
     def round_open(self):
         """True from a round's first ``fit`` step until the end of its last."""
         return self._position < len(self._sizes)
@@ -151,6 +157,62 @@ class CRPSGDCallback(tf_keras.callbacks.Callback):
             **self.optimizer.round_configuration(),
             "trainable_variable_shapes": [v.shape.as_list() for v in self.model.trainable_variables],
         }
+
+    def state_dict(self):
+        """Return the callback's progress after a completed round, as a JSON-ready dict.
+
+        The round index and samples count, the accounting, the data position
+        (``samples_drawn``), the skipped rounds and the settings the progress
+        is measured against. The model's and optimizer's variables are not
+        part of it: :func:`crpsgd_hvd.keras.save_checkpoint` saves them beside it.
+
+        Raises:
+            RuntimeError: inside a round, because the round's partial
+                gradient accumulation is not saved.
+        """
+        if self.round_open:
+            raise RuntimeError(f"cannot save state inside round {self.state.rounds + 1}, after {self._position} "
+                               f"of its {len(self._sizes)} micro-batches, because its partial gradient "
+                               "accumulation is not saved: save after the round's last fit step, for example "
+                               "with RoundCheckpoint")
+        return {
+            "kind": type(self).__name__,
+            "settings": self._saved_settings(),
+            "round_state": self.state.state_dict(),
+            "accounting": self.accounting.state_dict(),
+            "samples_drawn": self.samples_drawn,
+            "skipped_rounds": self.skipped_rounds,
+        }
+
+    def load_state_dict(self, state):
+        """Restore a :meth:`state_dict` saved by a callback of the same class and settings.
+
+        Raises:
+            ValueError: if the state comes from another callback class or other settings.
+            RuntimeError: inside a round.
+        """
+        if self.round_open:
+            raise RuntimeError(f"cannot load state inside round {self.state.rounds + 1}: load before fit")
+        if state["kind"] != type(self).__name__:
+            raise ValueError(f"state was saved by a {state['kind']}, but this callback is a {type(self).__name__}: "
+                             "resume with the callback class of the saved run")
+        mine = self._saved_settings()
+        differences = [f"{key} {state['settings'].get(key)!r} (this run: {mine[key]!r})" for key in mine
+                       if state["settings"].get(key) != mine[key]]
+        if differences:
+            raise ValueError("state was saved with other settings: " + "; ".join(differences)
+                             + ". Resume with the settings of the saved run")
+
+        self.state = RoundState.from_state_dict(state["round_state"])
+        self.accounting.load_state_dict(state["accounting"])
+        self.samples_drawn = check_int("state['samples_drawn']", state["samples_drawn"], minimum=0)
+        self.skipped_rounds = check_int("state['skipped_rounds']", state["skipped_rounds"], minimum=0)
+        self._sizes, self._position, self._batch = (), 0, None
+
+    def _saved_settings(self):
+        # JSON round trip, so that tuples compare equal to the lists read back from a file.
+        return json.loads(json.dumps({"schedule": self.schedule.describe(), "budget": self.budget,
+                                      "micro_batch_size": self.micro_batch_size, "leftover": self.leftover}))
 
     def on_train_begin(self, logs=None):
         if self.model.optimizer is not self.optimizer:
@@ -286,6 +348,19 @@ class CatalystCallback(CRPSGDCallback):
 
     def _describe_round(self):
         return f"outer iteration {self.catalyst_state.outer + 1}, {super()._describe_round()}"
+
+    def state_dict(self):
+        """Return CRPSGDCallback's state plus the completed outer iterations; the anchor is a variable."""
+        return {**super().state_dict(), "catalyst_state": self.catalyst_state.state_dict()}
+
+    def load_state_dict(self, state):
+        super().load_state_dict(state)
+        self.catalyst_state = CatalystState.from_state_dict(state["catalyst_state"])
+
+    def _saved_settings(self):
+        settings = {**super()._saved_settings(), "catalyst_loop": self.loop.describe(), "theta": self.theta,
+                    "reset_optimizer_state": self.reset_optimizer_state}
+        return json.loads(json.dumps(settings))
 
     def configuration(self):
         """Return CRPSGDCallback's shared settings plus the outer loop, theta and the optimizer-reset choice."""

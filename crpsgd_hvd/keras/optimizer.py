@@ -101,6 +101,10 @@ class _RoundOptimizerMixin:
         """Return the Horovod settings that every rank must share, as a JSON-ready dict."""
         return dict(self._round_settings)
 
+    def anchor_variables(self):
+        """Return the proximal anchor y, one variable per trainable variable, or None before it is built."""
+        return None if self._anchors is None else list(self._anchors)
+
     def move_anchor(self):
         """Set the proximal anchor y to the current trainable variables (eager call)."""
         for anchor, variable in zip(self._anchors, self._anchored_variables):
