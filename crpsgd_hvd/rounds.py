@@ -15,9 +15,14 @@ from typing import Optional
 from crpsgd_hvd._validation import check_choice, check_int
 from crpsgd_hvd.schedules import BatchSchedule
 
-__all__ = ["LEFTOVER_POLICIES", "RoundState", "micro_batch_sizes", "next_round_batch", "planned_batches"]
+__all__ = ["LEFTOVER_POLICIES", "NONFINITE_POLICIES", "RoundState", "micro_batch_sizes", "next_round_batch",
+           "planned_batches"]
 
 LEFTOVER_POLICIES = ("drop", "final_round")
+
+# Choices for a round whose averaged gradient contains NaN or an infinity: raise
+# FloatingPointError, or skip the round without a step and repeat it with fresh samples.
+NONFINITE_POLICIES = ("raise", "skip")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -18,7 +18,10 @@ from crpsgd_hvd.keras._environment import check_environment
 check_environment()
 
 from crpsgd_hvd.keras.callback import CatalystCallback, CRPSGDCallback  # noqa: E402
+from crpsgd_hvd.keras.checkpoint import (RoundCheckpoint, checkpoint_path, load_checkpoint,  # noqa: E402
+                                         save_checkpoint)
 from crpsgd_hvd.keras.data import planned_micro_batch_sizes, round_dataset  # noqa: E402
 from crpsgd_hvd.keras.optimizer import round_optimizer  # noqa: E402
 
-__all__ = ["CRPSGDCallback", "CatalystCallback", "planned_micro_batch_sizes", "round_dataset", "round_optimizer"]
+__all__ = ["CRPSGDCallback", "CatalystCallback", "RoundCheckpoint", "checkpoint_path", "load_checkpoint",
+           "planned_micro_batch_sizes", "round_dataset", "round_optimizer", "save_checkpoint"]

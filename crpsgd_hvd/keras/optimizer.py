@@ -20,8 +20,9 @@ __all__ = ["round_optimizer"]
 class _RoundOptimizerMixin:
     """Round methods that :func:`round_optimizer` adds on top of Horovod's optimizer methods."""
 
-    def _init_round_state(self, user_class):
+    def _init_round_state(self, user_class, settings):
         self._user_class = user_class
+        self._round_settings = settings
         with tf.init_scope():
             self.micro_batches_per_round = tf.Variable(1, dtype=tf.int64, trainable=False,
                                                        name="crpsgd_micro_batches_per_round")
@@ -33,6 +34,8 @@ class _RoundOptimizerMixin:
                                                name="crpsgd_allreduce_count")
             self.proximal_weight = tf.Variable(0.0, dtype=tf.float64, trainable=False,
                                                name="crpsgd_proximal_weight")
+            # Set by each round's allreduce; apply_gradients steps only when it is True.
+            self.round_finite = tf.Variable(True, dtype=tf.bool, trainable=False, name="crpsgd_round_finite")
         self._accumulators = None
         self._anchors = None
 
@@ -61,6 +64,8 @@ class _RoundOptimizerMixin:
         def allreduce():
             self.allreduce_count.assign_add(1)
             reduced = self._allreduce(accumulated, variables)  # Horovod's collective
+            # The allreduce gives every rank the same averaged gradient, so every rank sets the same flag.
+            self.round_finite.assign(tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in reduced]))
             # CR-PSGD-Catalyst's theta (x - y), once per round; theta is 0 for plain CR-PSGD.
             return [g + tf.cast(self.proximal_weight, g.dtype) * (v - a)
                     for g, v, a in zip(reduced, variables, self._anchors)]
@@ -74,15 +79,31 @@ class _RoundOptimizerMixin:
         def step():
             # The wrapped class's step: one update, one advance of iterations.
             with tf.control_dependencies([self._user_class.apply_gradients(self, grads_and_vars, *args, **kwargs)]):
-                resets = [accumulator.assign(tf.zeros_like(accumulator)) for accumulator in self._accumulators]
-                resets.append(self.micro_batches_done.assign(0))
-            with tf.control_dependencies(resets):
-                return tf.identity(self.iterations)
+                return self._end_round()
 
-        return tf.cond(self._round_complete(), step, lambda: tf.identity(self.iterations))
+        def end_of_round():
+            # A non-finite averaged gradient takes no step and leaves iterations as it is.
+            # The callback then raises or skips the round.
+            return tf.cond(self.round_finite, step, self._end_round)
+
+        return tf.cond(self._round_complete(), end_of_round, lambda: tf.identity(self.iterations))
+
+    def _end_round(self):
+        resets = [accumulator.assign(tf.zeros_like(accumulator)) for accumulator in self._accumulators]
+        resets.append(self.micro_batches_done.assign(0))
+        with tf.control_dependencies(resets):
+            return tf.identity(self.iterations)
 
     def _round_complete(self):
         return tf.equal(self.micro_batches_done, self.micro_batches_per_round)
+
+    def round_configuration(self):
+        """Return the Horovod settings that every rank must share, as a JSON-ready dict."""
+        return dict(self._round_settings)
+
+    def anchor_variables(self):
+        """Return the proximal anchor y, one variable per trainable variable, or None before it is built."""
+        return None if self._anchors is None else list(self._anchors)
 
     def move_anchor(self):
         """Set the proximal anchor y to the current trainable variables (eager call)."""
@@ -122,7 +143,10 @@ def round_optimizer(optimizer, *, compression=None, op=None, process_set=None,
     Horovod), so it saves and restores like the original. Each ``fit`` step
     adds ``weight * gradient`` to local accumulators; on the round's last
     micro-batch Horovod allreduces the accumulated gradients and the wrapped
-    optimizer steps once, advancing ``iterations`` once per round.
+    optimizer steps once, advancing ``iterations`` once per round. When the
+    averaged gradient contains a NaN or an infinity, the optimizer takes no step,
+    zeroes the accumulators and sets ``round_finite`` to False, so that the
+    callback can raise or skip the round.
 
     Args:
         optimizer: a ``tf_keras.optimizers.Optimizer`` (not already wrapped by Horovod).
@@ -158,5 +182,11 @@ def round_optimizer(optimizer, *, compression=None, op=None, process_set=None,
     round_class = type(user_class.__name__, (user_class,), methods)
 
     wrapped = round_class.from_config(optimizer.get_config())
-    wrapped._init_round_state(user_class)
+    compression = compression or hvd.Compression.none
+    wrapped._init_round_state(user_class, {
+        "op": "Average" if op == hvd.Average else "Sum",
+        "compression": getattr(compression, "__name__", type(compression).__name__),
+        "gradient_predivide_factor": float(gradient_predivide_factor),
+        "sparse_as_dense": bool(sparse_as_dense),
+    })
     return wrapped

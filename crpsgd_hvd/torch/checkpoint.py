@@ -1,13 +1,15 @@
-"""Checkpoint files for CRPSGD and CRPSGDCatalyst: one file per rank, written with ``torch.save``.
+"""Checkpoint files for CRPSGD, CRPSGDCatalyst and LocalSGD: one file per rank, written with ``torch.save``.
 
 Every rank writes its own file, ``DIRECTORY/rank<r>.pt``, and reads it back
-on resume. After a completed round, the model, the optimizer state, the
-round index, the accounting and the Catalyst anchor are the same on every
-rank. Each rank's data position (its :class:`ShardSampler`) is its own, so
-one file per rank needs no collective beyond a barrier. Rank 0 alone plus a
-broadcast would need the samplers gathered; that saves disk space at the
-cost of traffic, and was not chosen. Resuming needs the same number of
-workers as saving; the files name the world size and the load checks it.
+on resume. After a completed CRPSGD round, the model, the optimizer state,
+the round index, the accounting and the Catalyst anchor are the same on
+every rank. Each rank's data position (its :class:`ShardSampler`) is its
+own, and so are LocalSGD's parameters and optimizer state between two
+averages. One file per rank therefore needs no collective beyond a barrier.
+Rank 0 alone plus a broadcast would save disk space at the cost of
+traffic. It was not chosen, because it would need the samplers gathered and
+could not resume LocalSGD between averages. Resuming needs the same number
+of workers as saving; the files name the world size and the load checks it.
 """
 
 import os
@@ -33,22 +35,25 @@ def save_checkpoint(directory, method, sampler=None):
     """Write ``method``'s state and ``sampler``'s data position to this rank's file in ``directory``.
 
     Call it on every rank between rounds (after :meth:`CRPSGD.step`; for
-    :class:`CRPSGDCatalyst`, after ``end_outer()``). The file is written to a
+    :class:`CRPSGDCatalyst`, after ``end_outer()``; for :class:`LocalSGD`,
+    after any :meth:`LocalSGD.step`, averaged or not). The file is written to a
     temporary name and renamed, so a crash while writing leaves the previous
     checkpoint intact. A barrier at the end makes every rank return only once
     all ranks' files are in place.
 
     Args:
         directory (str or Path): created if missing.
-        method (CRPSGD): the driver whose :meth:`state_dict` is saved.
+        method (CRPSGD, CRPSGDCatalyst or LocalSGD): the driver whose
+            ``state_dict()`` is saved.
         sampler (ShardSampler, optional): this rank's data source.
 
     Returns:
         Path: this rank's file.
 
     Raises:
-        RuntimeError: inside a round (or a Catalyst outer iteration), whose
-            partial gradient accumulation is not saved. Every rank raises.
+        RuntimeError: inside a round (or a Catalyst outer iteration, or a
+            local step), whose partial gradient accumulation is not saved.
+            Every rank raises.
     """
     state = {"format": FORMAT_VERSION, "rank": hvd.rank(), "size": hvd.size(), "method": method.state_dict()}
     if sampler is not None:
@@ -70,9 +75,11 @@ def load_checkpoint(directory, method, sampler=None):
 
     Call it on every rank of a new job, after building ``method`` and
     ``sampler`` with the settings of the saved run. Loading replaces the
-    broadcast start with the saved parameters. After loading, the ranks
-    compare their round index, samples count and (for Catalyst) outer
-    iteration, so files from different moments fail on every rank.
+    broadcast start with each rank's own saved parameters, and nothing is
+    broadcast afterwards, so LocalSGD saved between two averages resumes
+    with every rank's own model. After loading, the ranks compare their
+    progress (see :func:`progress`), so files from different moments fail on
+    every rank.
 
     Raises:
         FileNotFoundError: if this rank's file is missing.
@@ -98,7 +105,13 @@ def load_checkpoint(directory, method, sampler=None):
 
 
 def progress(method_state):
-    """Return the counters that locate a saved state in the run: rounds, samples, outer iteration."""
+    """Return the counters that locate a saved state in the run.
+
+    CRPSGD: rounds and samples, plus the outer iteration for Catalyst.
+    LocalSGD: local steps and averaging rounds.
+    """
+    if "steps_done" in method_state:
+        return {"local_steps": method_state["steps_done"], "rounds": method_state["accounting"]["rounds"]}
     result = dict(method_state["round_state"])
     if "catalyst_state" in method_state:
         result["catalyst_outer"] = method_state["catalyst_state"]["outer"]

@@ -13,9 +13,14 @@ average their parameters in one grouped allreduce:
 
 Key: x^(i)_k the parameters of worker i after k local steps, g^(i)_k the mean
 gradient of its k-th batch, N workers, K = floor(T / b) local steps.
+
+Between two averages the workers' parameters differ. A checkpoint taken
+there (:func:`crpsgd_hvd.torch.save_checkpoint` after any :meth:`LocalSGD.step`)
+contains each worker's own model, and a resume restores it without a broadcast.
 """
 
 import dataclasses
+import json
 import logging
 from typing import Optional, Tuple
 
@@ -26,6 +31,7 @@ from crpsgd_hvd._validation import check_choice, check_int
 from crpsgd_hvd.accounting import CommunicationAccounting
 from crpsgd_hvd.local_sgd import make_local_sgd_plan
 from crpsgd_hvd.rounds import micro_batch_sizes
+from crpsgd_hvd.torch._consistency import check_same_on_every_rank
 from crpsgd_hvd.torch._micro_batches import (broadcast_model_and_optimizer, check_micro_batches_done,
                                              check_unclaimed, weighted_backward)
 from crpsgd_hvd.torch.optimizer import check_model_and_optimizer
@@ -35,6 +41,9 @@ __all__ = ["LocalSGD", "OPTIMIZER_STATE_POLICIES", "StepResult", "StepSpec"]
 logger = logging.getLogger(__name__)
 
 OPTIMIZER_STATE_POLICIES = ("local", "average")
+
+# The entries of LocalSGD.state_dict(), all needed to resume.
+STATE_KEYS = ("settings", "steps_done", "samples_since_average", "accounting", "optimizer", "model")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,11 +127,16 @@ class LocalSGD:
         process_set: Horovod process set whose ranks take part. Default: all.
         broadcast (bool): broadcast parameters and optimizer state from
             ``root_rank`` now, so that every worker starts from the same x1.
-            Default: True.
+            :func:`~crpsgd_hvd.torch.load_checkpoint` later replaces each
+            worker's parameters with its own saved ones. Default: True.
         root_rank (int): rank whose initial state everyone takes. Default: 0.
 
     Raises:
-        ValueError: for an invalid argument; the message names it.
+        ValueError: for an invalid argument; the message names it. Also, on
+            every rank, when the ranks were given different configurations
+            (see :meth:`configuration`): the message lists each differing
+            field with its values and ranks. The check is two small
+            allgathers before the broadcast.
         RuntimeError: if Horovod is not initialised.
 
     Note:
@@ -157,6 +171,8 @@ class LocalSGD:
         self._loss_sum = None
         self._samples_since_average = 0
 
+        check_same_on_every_rank(self.configuration(), self.process_set, "local_sgd.configuration",
+                                 "configuration")
         if broadcast:
             broadcast_model_and_optimizer(model, optimizer, root_rank, "local_sgd")
         if hvd.rank() == root_rank:
@@ -167,6 +183,25 @@ class LocalSGD:
     @property
     def budget(self):
         return self.plan.budget
+
+    def configuration(self):
+        """Return the settings that every rank must share, as a JSON-ready dict.
+
+        It contains b, T, H, the micro-batch size, the optimizer-state
+        policy, the optimizer's class (with ``optimizer_state="average"`` it
+        fixes which state tensors join the allreduce) and the trainable
+        parameters' shapes and dtypes.
+        """
+        return {
+            "batch_size": self.plan.batch_size,
+            "budget": self.plan.budget,
+            "interval": self.plan.interval,
+            "micro_batch_size": self.micro_batch_size,
+            "optimizer_state": self.optimizer_state,
+            "optimizer": type(self.optimizer).__name__,
+            "parameter_shapes": [list(p.shape) for p in self.params],
+            "parameter_dtypes": [str(p.dtype) for p in self.params],
+        }
 
     def next_step(self) -> Optional[StepSpec]:
         """Start the next local step and return what it needs, or None when the budget is spent."""
@@ -230,23 +265,79 @@ class LocalSGD:
         return self._step is not None
 
     def state_dict(self):
-        """Return everything needed to continue after a completed local step."""
+        """Return everything needed to continue after a completed local step, model parameters included.
+
+        The state contains the settings a resume must share
+        (:meth:`configuration` without the micro-batch size, plus N), the
+        local step index, the samples since the last average, the
+        accounting, the optimizer state and the model's ``state_dict``
+        (parameters and buffers). Between two averages the
+        parameters and the optimizer state differ across workers, so each
+        worker's state is its own. The data position is the caller's: see
+        :func:`crpsgd_hvd.torch.save_checkpoint`, which stores a
+        :class:`ShardSampler`'s state beside this.
+
+        Raises:
+            RuntimeError: between :meth:`next_step` and :meth:`step`, because
+                the step's partial gradient accumulation is not saved.
+        """
         if self._step is not None:
-            raise RuntimeError(f"cannot save state inside local step {self._step.step}: "
-                               "call state_dict() after step()")
-        return {"plan": self.plan.to_dict(), "steps_done": self.steps_done,
-                "samples_since_average": self._samples_since_average,
-                "accounting": self.accounting.state_dict(), "optimizer": self.optimizer.state_dict()}
+            raise RuntimeError(f"cannot save state inside local step {self._step.step}, because its partial "
+                               "gradient accumulation is not saved: save after step()")
+        return {
+            "settings": self._resume_settings(),
+            "steps_done": self.steps_done,
+            "samples_since_average": self._samples_since_average,
+            "accounting": self.accounting.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "model": self.model.state_dict(),
+        }
 
     def load_state_dict(self, state):
-        """Restore a :meth:`state_dict` taken with the same batch, budget and interval."""
-        if state["plan"] != self.plan.to_dict():
-            raise ValueError(f"state was saved for plan {state['plan']}, this run has {self.plan.to_dict()}")
-        self.steps_done = check_int("state['steps_done']", state["steps_done"], minimum=0)
-        self._samples_since_average = check_int("state['samples_since_average']",
-                                                state["samples_since_average"], minimum=0)
+        """Restore a :meth:`state_dict` into this worker's model, optimizer and counters.
+
+        Nothing is broadcast: each worker takes its own state, so a state
+        saved between two averages resumes with every worker's own
+        parameters and the run continues exactly as it would have. The
+        micro-batch size may differ from the saved run's. It changes only how
+        each batch's gradient is summed, so the results can then differ from
+        an uninterrupted run's in floating-point rounding.
+
+        Raises:
+            ValueError: if an entry is missing or out of range. Also if the
+                state was saved with other settings (batch size, budget,
+                interval, N, optimizer-state policy, optimizer class,
+                parameter shapes or dtypes): the message names each one with
+                the saved and the current value.
+            RuntimeError: between :meth:`next_step` and :meth:`step`.
+        """
+        if self._step is not None:
+            raise RuntimeError(f"cannot load state inside local step {self._step.step}: call step() first")
+        missing = [key for key in STATE_KEYS if key not in state]
+        if missing:
+            raise ValueError(f"state is missing the entries {missing}: pass a dict from LocalSGD.state_dict()")
+        changes = _describe_setting_changes(state["settings"], self._resume_settings())
+        if changes:
+            raise ValueError("state was saved with other settings than this LocalSGD's: " + "; ".join(changes)
+                             + ". Build LocalSGD with the saved settings to resume from this state")
+        steps_done = check_int("state['steps_done']", state["steps_done"], minimum=0)
+        if steps_done > self.plan.num_steps:
+            raise ValueError(f"state['steps_done'] must be <= the {self.plan.num_steps} local steps of the "
+                             f"plan, got {steps_done}")
+        samples_since_average = check_int("state['samples_since_average']", state["samples_since_average"],
+                                          minimum=0)
+
+        self.steps_done = steps_done
+        self._samples_since_average = samples_since_average
         self.accounting.load_state_dict(state["accounting"])
         self.optimizer.load_state_dict(state["optimizer"])
+        self.model.load_state_dict(state["model"])
+
+    def _resume_settings(self):
+        # The micro-batch size only splits each batch, so a resume may change it.
+        settings = {key: value for key, value in self.configuration().items() if key != "micro_batch_size"}
+        settings["num_workers"] = self.num_workers
+        return settings
 
     def _state_tensors(self):
         # Only tensors shaped like their parameter are per-element state; a
@@ -262,3 +353,12 @@ class LocalSGD:
         if self._step is None:
             raise RuntimeError(f"{caller} needs an open local step: call next_step() first")
         return self._step
+
+
+def _describe_setting_changes(saved, current):
+    """Return one line per key whose value differs between the ``saved`` and the ``current`` settings."""
+    lines = []
+    for key in sorted(saved.keys() | current.keys()):
+        if saved.get(key) != current.get(key):
+            lines.append(f"{key}: {json.dumps(saved.get(key))} in the state, {json.dumps(current.get(key))} here")
+    return lines

@@ -25,15 +25,14 @@ import torch
 from crpsgd_hvd._validation import check_choice, check_int, check_real
 from crpsgd_hvd.accounting import CommunicationAccounting
 from crpsgd_hvd.plan import make_plan
-from crpsgd_hvd.rounds import LEFTOVER_POLICIES, RoundState, check_budget, micro_batch_sizes, next_round_batch
+from crpsgd_hvd.rounds import (LEFTOVER_POLICIES, NONFINITE_POLICIES, RoundState, check_budget, micro_batch_sizes,
+                               next_round_batch)
 from crpsgd_hvd.schedules import BatchSchedule
 from crpsgd_hvd.torch._consistency import check_same_on_every_rank
 from crpsgd_hvd.torch._micro_batches import (broadcast_model_and_optimizer, check_micro_batches_done,
                                              check_unclaimed, claim, weighted_backward)
 
 __all__ = ["CRPSGD", "NONFINITE_POLICIES", "RoundResult", "RoundSpec"]
-
-NONFINITE_POLICIES = ("raise", "skip")
 
 logger = logging.getLogger(__name__)
 

@@ -50,6 +50,7 @@ def test_rounds_match_reference(tmp_path, micro_batch_size, leftover):
     for rank in ranks:
         assert [r["batch"] for r in rank["rounds"]] == expected_batches
         assert rank["steps"] == expected_steps
+        assert rank["steps_left"] == 0
         assert rank["iterations"] == len(expected_batches)
         assert [r["iterations"] for r in rank["rounds"]] == list(range(1, len(expected_batches) + 1))
         assert rank["allreduce_count"] == len(expected_batches)

@@ -1,4 +1,4 @@
-"""Guards of CRPSGD under horovodrun -np 2: mismatched settings, non-finite gradients, a crashing rank."""
+"""Guards under horovodrun -np 2: mismatched settings (CRPSGD, LocalSGD), non-finite gradients, a crashing rank."""
 
 import json
 import sys
@@ -11,8 +11,8 @@ from crpsgd_hvd import GeometricSchedule, planned_batches
 from tests.horovod.launch import WORKERS, horovodrun
 
 sys.path.insert(0, str(WORKERS))
-from common import SETTINGS, make_model, rank_samples  # noqa: E402
-from faults import POISONED_ROUND  # noqa: E402
+from common import LOCAL_SGD, SETTINGS, make_model, rank_samples  # noqa: E402
+from faults import LOCAL_SGD_MISMATCH, POISONED_ROUND  # noqa: E402
 
 NUM_WORKERS = 2
 
@@ -99,3 +99,19 @@ def test_crashing_rank_ends_job(tmp_path):
     assert "[1]<stderr>:RuntimeError: rank 1 fails on purpose at the start of round 3" in result.stdout
     # launch.horovodrun raises after 90 s; ending well inside that shows rank 0 was not left waiting.
     assert elapsed < 60, f"the job took {elapsed:.0f} s to end after rank 1 failed"
+
+
+def test_local_sgd_mismatched_configuration_fails_every_rank(tmp_path):
+    started = time.monotonic()
+    result = horovodrun("faults.py", tmp_path, "local_sgd_mismatch", np=NUM_WORKERS, timeout=90)
+    elapsed = time.monotonic() - started
+
+    assert result.returncode != 0
+    message = ("ValueError: the configuration must be the same on every rank, but it differs: "
+               f"interval: {LOCAL_SGD['interval']} on ranks [0], {LOCAL_SGD_MISMATCH['interval']} on ranks [1]; "
+               f'optimizer_state: "local" on ranks [0], "{LOCAL_SGD_MISMATCH["optimizer_state"]}" on ranks [1]. '
+               "Pass the same configuration to every rank")
+    for rank in range(NUM_WORKERS):
+        assert f"[{rank}]<stderr>:{message}" in result.stdout, result.stdout
+    # Both ranks raise before the broadcast, so neither waits for the other.
+    assert elapsed < 60, f"the job took {elapsed:.0f} s to end"

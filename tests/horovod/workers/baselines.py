@@ -81,6 +81,10 @@ def counts(out_dir):
         fit(method, drawer(hvd.rank()), mse(model), progress=False)
         report["local_sgd"][interval] = method.accounting.state_dict()
 
+    # Horovod's timeline writer (horovod/common/timeline.cc) drops the events still
+    # queued at shutdown, and on a busy machine the last averages can be among them.
+    # Stopping the timeline makes rank 0, which writes it, wait until the queue is written.
+    hvd.stop_timeline()
     with open(f"{out_dir}/rank{hvd.rank()}.json", "w") as file:
         json.dump(report, file)
 

@@ -1,4 +1,4 @@
-"""Guards and failures of CRPSGD under horovodrun -np 2.
+"""Guards and failures of CRPSGD and LocalSGD under horovodrun -np 2.
 
 Usage: faults.py OUT_DIR CASE
   CASE "guards": rank 1 passes another budget and micro-batch size (every
@@ -7,6 +7,9 @@ Usage: faults.py OUT_DIR CASE
     "skip", training to the end and writing OUT_DIR/rank<r>.json.
   CASE "crash": rank 1 raises at the start of round 3 while rank 0 waits
     in that round's allreduce.
+  CASE "local_sgd_mismatch": rank 1 builds LocalSGD with interval
+    LOCAL_SGD_MISMATCH["interval"] and optimizer_state="average", rank 0
+    with LOCAL_SGD's interval and "local". The ValueError is not caught.
 """
 
 import json
@@ -17,12 +20,14 @@ import horovod.torch as hvd
 import torch
 
 from crpsgd_hvd import GeometricSchedule
-from crpsgd_hvd.torch import CRPSGD
+from crpsgd_hvd.torch import CRPSGD, LocalSGD
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
-from common import SETTINGS, make_model, rank_samples  # noqa: E402
+from common import LOCAL_SGD, SETTINGS, make_model, rank_samples  # noqa: E402
 
 POISONED_ROUND = 3
+# Rank 1's LocalSGD settings in the "local_sgd_mismatch" case.
+LOCAL_SGD_MISMATCH = {"interval": 4, "optimizer_state": "average"}
 
 
 def build(budget=SETTINGS["budget"], micro_batch_size=4, on_nonfinite="raise"):
@@ -78,6 +83,18 @@ def guards(out_dir):
                    "accounting": crpsgd.accounting.state_dict(), "round_state": crpsgd.state.state_dict()}, file)
 
 
+def local_sgd_mismatch():
+    torch.manual_seed(1234 + hvd.rank())
+    model = make_model()
+    optimizer = torch.optim.SGD(model.parameters(), lr=SETTINGS["lr"], momentum=SETTINGS["momentum"])
+    if hvd.rank() == 1:
+        settings = LOCAL_SGD_MISMATCH
+    else:
+        settings = {"interval": LOCAL_SGD["interval"], "optimizer_state": "local"}
+    LocalSGD(model, optimizer, LOCAL_SGD["batch_size"], LOCAL_SGD["budget"], settings["interval"],
+             optimizer_state=settings["optimizer_state"])
+
+
 def main():
     out_dir, case = sys.argv[1], sys.argv[2]
     hvd.init()
@@ -85,6 +102,8 @@ def main():
         guards(out_dir)
     elif case == "crash":
         train(build(), crash=True)
+    elif case == "local_sgd_mismatch":
+        local_sgd_mismatch()
 
 
 if __name__ == "__main__":

@@ -8,11 +8,11 @@ SETTINGS = {"b1": 3, "rho": 1.5, "b_max": 40, "budget": 200, "lr": 0.05, "moment
 CATALYST = {"outer": 3, "inner_budget": 60, "theta": 0.5}
 
 
-def make_model():
-    """A two-layer float64 network with biases."""
+def make_model(hidden=4):
+    """A two-layer float64 network with biases and ``hidden`` tanh units."""
     return tf_keras.Sequential([
         tf_keras.Input((5,), dtype="float64"),
-        tf_keras.layers.Dense(4, activation="tanh", dtype="float64"),
+        tf_keras.layers.Dense(hidden, activation="tanh", dtype="float64"),
         tf_keras.layers.Dense(2, dtype="float64"),
     ])
 

@@ -62,14 +62,14 @@ def main():
     dataset = tf.data.Dataset.from_generator(
         lambda: ((inputs[a:b], targets[a:b]) for a, b in zip(offsets[:-1], offsets[1:])),
         output_signature=(tf.TensorSpec((None, 5), tf.float64), tf.TensorSpec((None, 2), tf.float64)))
-    history = model.fit(dataset, epochs=1, steps_per_epoch=crpsgd.steps, callbacks=[crpsgd, recorder],
-                        verbose=0)
+    steps = crpsgd.steps  # read before fit: afterwards it counts the steps left, none
+    history = model.fit(dataset, epochs=1, steps_per_epoch=steps, callbacks=[crpsgd, recorder], verbose=0)
 
     with open(f"{out_dir}/rank{hvd.rank()}.json", "w") as file:
         json.dump({"initial": recorder.initial, "rounds": recorder.rounds,
                    "iterations": int(optimizer.iterations.numpy()),
                    "allreduce_count": int(optimizer.allreduce_count.numpy()),
-                   "accounting": crpsgd.accounting.state_dict(), "steps": crpsgd.steps,
+                   "accounting": crpsgd.accounting.state_dict(), "steps": steps, "steps_left": crpsgd.steps,
                    "history": {key: [float(v) for v in values] for key, values in history.history.items()}},
                   file)
 
