@@ -28,7 +28,9 @@ last commit and repeat the rounds since then with the workers that remain.
 import copy
 import dataclasses
 import logging
+import os
 import time
+from pathlib import Path
 from typing import Tuple
 
 import horovod.torch as hvd
@@ -43,7 +45,7 @@ from crpsgd_hvd.torch.loop import progress_bar
 from crpsgd_hvd.torch.optimizer import CRPSGD, RoundResult, RoundSpec
 
 __all__ = ["ElasticCRPSGD", "ElasticRoundResult", "ElasticRoundSpec", "ElasticState", "GlobalBatchSampler",
-           "fit_elastic", "wait_for_host_update"]
+           "fit_elastic", "load_elastic_checkpoint", "save_elastic_checkpoint", "wait_for_host_update"]
 
 logger = logging.getLogger(__name__)
 
@@ -144,7 +146,7 @@ class GlobalBatchSampler:
 # eq=False: the spec carries tensors, which do not compare to a single bool.
 @dataclasses.dataclass(frozen=True, eq=False)
 class ElasticRoundSpec(RoundSpec):
-    """The next round of an elastic job, as this worker sees it.
+    """The next round of an elastic job, from this worker's side.
 
     Attributes:
         round (int): t, 1-based, counted over the whole job.
@@ -452,3 +454,44 @@ def wait_for_host_update(state, timeout=60.0, interval=0.2):
         state.check_host_updates()
     raise TimeoutError(f"no host update reached the workers in {timeout} s: check that the host discovery "
                        "script prints the new hosts")
+
+
+def save_elastic_checkpoint(path, state):
+    """Write the driver's state after the current round to the file ``path``, from rank 0 only.
+
+    After a completed round every rank of an elastic job holds the same
+    state, so one file serves a resume with any number of workers. Call it
+    between rounds, e.g. from the :func:`fit_elastic` callback; other ranks
+    return at once. The file is written to a temporary name and renamed, so a
+    crash while writing leaves the previous file intact.
+
+    Raises:
+        RuntimeError: inside a round, whose partial accumulation is not saved.
+    """
+    if not isinstance(state, ElasticState):
+        raise ValueError(f"state must be an ElasticState, got {type(state).__name__}")
+    saved = state.method.state_dict()  # raises inside a round, on every rank
+    if hvd.rank() != 0:
+        return
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    torch.save(saved, temporary)
+    os.replace(temporary, path)
+
+
+def load_elastic_checkpoint(path, state):
+    """Restore the driver from the file ``path`` and commit it, before :func:`fit_elastic`.
+
+    Call it on every rank of the new job, whatever its number of workers; a
+    worker that joins later receives the state in ``sync()``.
+
+    Raises:
+        FileNotFoundError: if ``path`` is missing.
+        ValueError: if the file was saved with another schedule, budget,
+            reference number of workers or data set.
+    """
+    if not isinstance(state, ElasticState):
+        raise ValueError(f"state must be an ElasticState, got {type(state).__name__}")
+    state.method.load_state_dict(torch.load(path, weights_only=True))
+    state.save()

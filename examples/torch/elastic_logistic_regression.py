@@ -63,7 +63,7 @@ def parse_args(argv=None):
     parser.add_argument("--rho", type=float, default=1.1, help="batch growth factor (default: 1.1)")
     parser.add_argument("--lr", type=float, default=0.005, help="learning rate gamma (default: 0.005)")
     parser.add_argument("--micro-batch-size", type=int, default=512,
-                        help="most samples per forward/backward pass (default: 512)")
+                        help="maximum samples per forward/backward pass (default: 512)")
     parser.add_argument("--dim", type=int, default=500, help="feature dimension d (default: 500)")
     parser.add_argument("--samples-per-worker", type=int, default=10_000,
                         help="samples in each of the N_ref shards, M (default: 10000)")

@@ -15,7 +15,8 @@ from tests.elastic_reference import reference_global_batches
 from tests.horovod.launch import WORKERS, horovodrun_elastic, write_host_discovery
 
 sys.path.insert(0, str(WORKERS))
-from elastic import FAIL_IN, GROW_AFTER, SETTINGS, SHRINK_AFTER, loss_of, make_data, make_model  # noqa: E402
+from elastic import (FAIL_IN, GROW_AFTER, SAVE_AFTER, SETTINGS, SHRINK_AFTER, loss_of, make_data,  # noqa: E402
+                     make_model)
 
 # B_t = floor(2 * 1.25^(t - 1)) for t = 1..10 sums to 61; the final round spends the 5 left of 66.
 PER_WORKER_BATCHES = [2, 2, 3, 3, 4, 6, 7, 9, 11, 14, 5]
@@ -129,6 +130,16 @@ def test_failed_worker_round_is_repeated_by_the_others(failure_job):
     assert sizes == [3] * (FAIL_IN - 1) + [2] * (len(GLOBAL_BATCHES) - FAIL_IN + 1)
     # The killed worker logged the rounds before FAIL_IN only, as rank 2.
     assert max(r["round"] for r in records if r["rank"] == 2) == FAIL_IN - 1
+
+
+def test_checkpoint_resumes_with_more_workers(tmp_path):
+    saved, _ = run_elastic_job(tmp_path, "save", "localhost:2\n", np=2, min_np=2, max_np=2)
+    assert (tmp_path / "elastic.pt").exists(), saved
+
+    _, records = run_elastic_job(tmp_path, "resume", "localhost:3\n", np=3, min_np=3, max_np=3)
+
+    sizes = check_against_reference(records)
+    assert sizes == [2] * SAVE_AFTER + [3] * (len(GLOBAL_BATCHES) - SAVE_AFTER)
 
 
 @pytest.mark.parametrize("mode, message", [

@@ -14,6 +14,8 @@ Modes:
         the first sync() rejects on every rank.
     small_data: the data set is smaller than the plan's largest global
         batch, which the constructor rejects on every rank.
+    save: run with 2 workers, save a checkpoint after round SAVE_AFTER and stop.
+    resume: load that checkpoint with 3 workers and finish the run.
     failure: start with 3 workers, two on ``localhost`` and one on
         ``127.0.0.1``; the one on ``127.0.0.1`` kills itself with SIGKILL
         at the start of round FAIL_IN, while the others compute their shares
@@ -31,12 +33,12 @@ import torch
 
 from crpsgd_hvd import GeometricSchedule
 from crpsgd_hvd.torch.elastic import (ElasticCRPSGD, ElasticState, GlobalBatchSampler, fit_elastic,
-                                      wait_for_host_update)
+                                      load_elastic_checkpoint, save_elastic_checkpoint, wait_for_host_update)
 
 # Per-worker batches at N_ref = 2: 2, 2, 3, 3, 4, 6, 7, 9, 11, 14, then a final round of 5.
 SETTINGS = {"b1": 2, "rho": 1.25, "budget": 66, "leftover": "final_round", "reference_workers": 2,
             "micro_batch_size": 2, "lr": 0.5, "momentum": 0.9, "seed": 11, "samples": 50, "features": 3}
-GROW_AFTER, SHRINK_AFTER, FAIL_IN = 3, 7, 5
+GROW_AFTER, SHRINK_AFTER, FAIL_IN, SAVE_AFTER = 3, 7, 5, 6
 
 
 def make_data(seed=5):
@@ -72,6 +74,9 @@ def main(directory, mode):
         data=GlobalBatchSampler((inputs, targets, indices), seed=SETTINGS["seed"]),
         leftover=SETTINGS["leftover"])
     state = ElasticState(crpsgd)
+    checkpoint = directory / "elastic.pt"
+    if mode == "resume":
+        load_elastic_checkpoint(checkpoint, state)
     log = directory / f"rounds-{os.getpid()}.jsonl"
     processed = []
     # A reset drops the samples of a round that a failure interrupted.
@@ -94,6 +99,10 @@ def main(directory, mode):
         with log.open("a") as file:
             file.write(json.dumps(record) + "\n")
         processed.clear()
+        if mode == "save" and result.round == SAVE_AFTER:
+            save_elastic_checkpoint(checkpoint, state)
+            print(f"rank {hvd.rank()} stops after saving round {result.round}", flush=True)
+            raise SystemExit(0)
         if mode == "resize" and result.round in (GROW_AFTER, SHRINK_AFTER):
             wanted = 3 if result.round == GROW_AFTER else 2
             if hvd.size() != wanted:
