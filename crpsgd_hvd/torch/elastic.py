@@ -12,7 +12,7 @@ of fixed size, up to floating-point rounding.
 
 Every worker loads the whole data set. :class:`GlobalBatchSampler` deals
 each round's global batch from shuffled epochs over it, from the global
-count of samples dealt, so a worker that joins knows its slice from the
+count of samples dealt, so a worker that joins computes its slice from the
 state it receives. No sample appears twice in a round's global batch.
 
 Horovod's elastic protocol drives the resizes: :class:`ElasticState` is a
