@@ -90,13 +90,17 @@ def test_nonfinite_gradient_skips_round(guards_job):
     assert ranks[1]["warnings"] == [], "only rank 0 warns for the job"
 
 
-def test_crashing_rank_ends_job(tmp_path):
+@pytest.mark.parametrize("case, evidence", [
+    ("crash", "[1]<stderr>:RuntimeError: rank 1 fails on purpose at the start of round 3"),
+    ("kill", "[1]<stdout>:rank 1 fails on purpose at the start of round 3"),
+])
+def test_crashing_rank_ends_job(tmp_path, case, evidence):
     started = time.monotonic()
-    result = horovodrun("faults.py", tmp_path, "crash", np=NUM_WORKERS, timeout=90)
+    result = horovodrun("faults.py", tmp_path, case, np=NUM_WORKERS, timeout=90)
     elapsed = time.monotonic() - started
 
     assert result.returncode != 0
-    assert "[1]<stderr>:RuntimeError: rank 1 fails on purpose at the start of round 3" in result.stdout
+    assert evidence in result.stdout
     # launch.horovodrun raises after 90 s; ending well inside that shows rank 0 was not left waiting.
     assert elapsed < 60, f"the job took {elapsed:.0f} s to end after rank 1 failed"
 

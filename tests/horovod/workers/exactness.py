@@ -8,6 +8,7 @@ Usage: exactness.py OUT_DIR MICRO_BATCH_SIZE LEFTOVER
 """
 
 import json
+import os
 import sys
 
 import horovod.torch as hvd
@@ -44,6 +45,10 @@ def main():
         rounds.append({"batch": spec.batch_size, "micro_batches": list(spec.micro_batch_sizes),
                        "params": [p.detach().tolist() for p in model.parameters()]})
 
+    if os.environ.get("HOROVOD_TIMELINE"):
+        # Horovod drops timeline events still queued at shutdown; stopping the
+        # timeline makes rank 0, which writes it, wait until the queue is written.
+        hvd.stop_timeline()
     with open(f"{out_dir}/rank{hvd.rank()}.json", "w") as file:
         json.dump({"initial": initial, "rounds": rounds, "accounting": crpsgd.accounting.state_dict(),
                    "plan_batches": [row.batch_per_worker for row in crpsgd.plan.rounds]}, file)

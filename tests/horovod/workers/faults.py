@@ -7,12 +7,16 @@ Usage: faults.py OUT_DIR CASE
     "skip", training to the end and writing OUT_DIR/rank<r>.json.
   CASE "crash": rank 1 raises at the start of round 3 while rank 0 waits
     in that round's allreduce.
+  CASE "kill": rank 1 kills itself with SIGKILL at the same point, so it
+    exits without Python's clean-up.
   CASE "local_sgd_mismatch": rank 1 builds LocalSGD with interval
     LOCAL_SGD_MISMATCH["interval"] and optimizer_state="average", rank 0
     with LOCAL_SGD's interval and "local". The ValueError is not caught.
 """
 
 import json
+import os
+import signal
 import sys
 import warnings
 
@@ -40,12 +44,15 @@ def build(budget=SETTINGS["budget"], micro_batch_size=4, on_nonfinite="raise"):
                   on_nonfinite=on_nonfinite)
 
 
-def train(crpsgd, poison_once=True, crash=False):
+def train(crpsgd, poison_once=True, crash=None):
     """Train in order through rank_samples; rank 1's first attempt at POISONED_ROUND gets NaN inputs."""
     inputs, targets = rank_samples(hvd.rank())
     position, poisoned, attempts = 0, False, []
     while (spec := crpsgd.next_round()) is not None:
         if crash and hvd.rank() == 1 and spec.round == POISONED_ROUND:
+            print(f"rank 1 fails on purpose at the start of round {spec.round}", flush=True)
+            if crash == "kill":
+                os.kill(os.getpid(), signal.SIGKILL)
             raise RuntimeError(f"rank 1 fails on purpose at the start of round {spec.round}")
         poison = hvd.rank() == 1 and spec.round == POISONED_ROUND and not poisoned
         poisoned = poisoned or (poison and poison_once)
@@ -100,8 +107,8 @@ def main():
     hvd.init()
     if case == "guards":
         guards(out_dir)
-    elif case == "crash":
-        train(build(), crash=True)
+    elif case in ("crash", "kill"):
+        train(build(), crash=case)
     elif case == "local_sgd_mismatch":
         local_sgd_mismatch()
 
