@@ -91,6 +91,9 @@ class CRPSGDCallback(tf_keras.callbacks.Callback):
         # Samples that this rank's fit steps have read, skipped rounds included: the data position.
         self.samples_drawn = 0
         self.skipped_rounds = 0
+        # The dataset's seed, shuffle and shard length, from round_dataset; and those of a loaded checkpoint.
+        self.data_source = None
+        self._checkpoint_data_source = None
         self._sizes = ()
         self._position = 0
         self._batch = None
@@ -141,6 +144,20 @@ class CRPSGDCallback(tf_keras.callbacks.Callback):
                                "dataset must be read step by step, without prefetch")
         return self._sizes[self._position], self.samples_drawn
 
+    def use_data_source(self, description):
+        """Record the dataset that feeds this callback, a JSON-ready dict such as {"seed": 3, ...}.
+
+        :func:`crpsgd_hvd.keras.round_dataset` calls it. The description is
+        saved in checkpoints, and after :meth:`load_state_dict` a dataset
+        with another description is rejected, because its sample stream would
+        not continue the saved one.
+
+        Raises:
+            ValueError: if ``description`` differs from the loaded checkpoint's.
+        """
+        check_same_data_source(self._checkpoint_data_source, description)
+        self.data_source = description
+
     def configuration(self):
         """Return the settings that every rank must share, as a JSON-ready dict.
 
@@ -182,6 +199,7 @@ class CRPSGDCallback(tf_keras.callbacks.Callback):
             "accounting": self.accounting.state_dict(),
             "samples_drawn": self.samples_drawn,
             "skipped_rounds": self.skipped_rounds,
+            "data_source": self.data_source,
         }
 
     def load_state_dict(self, state):
@@ -203,6 +221,11 @@ class CRPSGDCallback(tf_keras.callbacks.Callback):
             raise ValueError("state was saved with other settings: " + "; ".join(differences)
                              + ". Resume with the settings of the saved run")
 
+        saved_source = state.get("data_source")
+        if self.data_source is not None:
+            check_same_data_source(saved_source, self.data_source)
+
+        self._checkpoint_data_source = saved_source
         self.state = RoundState.from_state_dict(state["round_state"])
         self.accounting.load_state_dict(state["accounting"])
         self.samples_drawn = check_int("state['samples_drawn']", state["samples_drawn"], minimum=0)
@@ -383,3 +406,10 @@ class CatalystCallback(CRPSGDCallback):
 
     def _totals(self):
         return {**super()._totals(), "outer": self.catalyst_state.outer}
+
+
+def check_same_data_source(saved, current):
+    """Raise ValueError if a checkpoint's dataset description ``saved`` is known and differs from ``current``."""
+    if saved is not None and saved != current:
+        raise ValueError(f"the checkpoint's data was read from a dataset with {saved}, this dataset has {current}: "
+                         "pass round_dataset the seed, shuffle and shard of the saved run")

@@ -100,9 +100,14 @@ def load_checkpoint(directory, callback, model):
                          f"workers, this is rank {hvd_tf.rank()} of {hvd_tf.size()}: resume with the same number "
                          "of workers")
 
-    callback.load_state_dict(metadata["callback"])
     _build_optimizer_state(model, callback.optimizer)
-    _assign_arrays(path, model, callback.optimizer, arrays, metadata["counts"])
+    # Every check runs before the first change, so a rejected file leaves the callback and model as they were.
+    saved_variables = _saved_variables(path, model, callback.optimizer, arrays, metadata["counts"])
+    callback.load_state_dict(metadata["callback"])
+    for variable, value in saved_variables:
+        variable.assign(value)
+    callback.optimizer.allreduce_count.assign(arrays["allreduce_count"])
+    callback.optimizer.proximal_weight.assign(arrays["proximal_weight"])
     check_same_on_every_rank(_progress(callback), callback.optimizer.process_set, "crpsgd.keras.checkpoint",
                              "checkpoint progress")
 
@@ -135,18 +140,18 @@ def _variable_arrays(model, optimizer):
     return arrays
 
 
-def _assign_arrays(path, model, optimizer, arrays, counts):
+def _saved_variables(path, model, optimizer, arrays, counts):
+    """Return (variable, saved value) pairs after checking that the saved shapes match the variables."""
     targets = {"model": model.weights, "optimizer": optimizer.variables, "anchor": optimizer.anchor_variables()}
+    pairs = []
     for group, variables in targets.items():
         saved = [arrays[f"{group}_{i}"] for i in range(counts[group])]
         shapes = [tuple(v.shape) for v in variables]
         if [a.shape for a in saved] != shapes:
             raise ValueError(f"checkpoint {path} contains {group} variables of shapes {[a.shape for a in saved]}, "
                              f"this run has {shapes}: build the model and optimizer as in the saved run")
-        for variable, value in zip(variables, saved):
-            variable.assign(value)
-    optimizer.allreduce_count.assign(arrays["allreduce_count"])
-    optimizer.proximal_weight.assign(arrays["proximal_weight"])
+        pairs.extend(zip(variables, saved))
+    return pairs
 
 
 def _progress(callback):

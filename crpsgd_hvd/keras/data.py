@@ -80,7 +80,9 @@ def round_dataset(features, labels, callback, seed, *, shuffle=True):
         shuffle (bool): permute each epoch. Default: True.
 
     Raises:
-        ValueError: for an empty shard or features and labels of different lengths.
+        ValueError: for an empty shard or features and labels of different
+            lengths, or, after ``callback`` was loaded from a checkpoint, for a
+            seed, shuffle or shard length other than the saved run's.
         RuntimeError: from ``fit`` (inside a TensorFlow error), when a
             micro-batch is read outside the step that uses it.
     """
@@ -89,6 +91,7 @@ def round_dataset(features, labels, callback, seed, *, shuffle=True):
         raise ValueError(f"features and labels must have the same non-zero length, got "
                          f"{len(features)} and {len(labels)}")
     seed = check_int("seed", seed, minimum=0)
+    callback.use_data_source({"seed": seed, "shuffle": bool(shuffle), "length": len(features)})
 
     def micro_batches():
         stream = _ShardStream(len(features), seed, bool(shuffle))

@@ -14,7 +14,8 @@ pytest.importorskip("crpsgd_hvd.keras", reason="the Keras adapter needs TensorFl
 
 sys.path.insert(0, str(WORKERS))
 from keras_common import CATALYST, SETTINGS  # noqa: E402
-from keras_resume import INSIDE_ROUND_RUN, SAVE_AFTER, SAVE_AFTER_CATALYST  # noqa: E402
+from keras_resume import (INSIDE_ROUND_RUN, OTHER_DATA_SEED, SAVE_AFTER, SAVE_AFTER_CATALYST,  # noqa: E402
+                          SHARD_LENGTHS)
 
 NUM_WORKERS = 2
 SCHEDULE = GeometricSchedule(SETTINGS["b1"], SETTINGS["rho"], SETTINGS["b_max"])
@@ -117,3 +118,14 @@ def test_load_with_other_budget_rejected(jobs):
 
     for rank in range(NUM_WORKERS):
         assert f"rank {rank} {message}" in output
+
+
+def test_resume_with_other_data_seed_rejected(jobs):
+    _, _, output = jobs
+
+    for rank in range(NUM_WORKERS):
+        saved = {"seed": 50 + rank, "shuffle": True, "length": SHARD_LENGTHS[rank]}
+        current = {**saved, "seed": OTHER_DATA_SEED}
+        message = (f"rank {rank} data ValueError: the checkpoint's data was read from a dataset with {saved}, "
+                   f"this dataset has {current}: pass round_dataset the seed, shuffle and shard of the saved run")
+        assert message in output

@@ -35,6 +35,8 @@ SAVE_AFTER = (1, 5, 8)
 # Six rounds per outer iteration (batches 3, 4, 6, 10, 15, 22): inside the first, at its end, inside the second.
 SAVE_AFTER_CATALYST = (4, 6, 9)
 INSIDE_ROUND_RUN = 5
+# A resume that reads its data with this seed, other than the saved run's, is rejected.
+OTHER_DATA_SEED = 999
 
 
 class InsideRoundProbe(tf_keras.callbacks.Callback):
@@ -118,6 +120,14 @@ def resume(out_dir):
         crpsgd_keras.load_checkpoint(out_dir / f"crpsgd-{SAVE_AFTER[0]}", callback, model)
     except ValueError as error:
         print(f"rank {hvd.rank()} ValueError: {error}", flush=True)
+
+    model, callback = build("crpsgd", 3000)
+    crpsgd_keras.load_checkpoint(out_dir / f"crpsgd-{SAVE_AFTER[0]}", callback, model)
+    features, targets = rank_samples(hvd.rank(), SHARD_LENGTHS[hvd.rank()])
+    try:
+        crpsgd_keras.round_dataset(features, targets, callback, seed=OTHER_DATA_SEED)
+    except ValueError as error:
+        print(f"rank {hvd.rank()} data ValueError: {error}", flush=True)
     return results
 
 
