@@ -8,6 +8,23 @@ error that every rank raises, so both adapters word it the same way.
 import json
 
 
+def encode_json(value):
+    """Return ``value`` as UTF-8 JSON bytes with sorted keys, ready for a variable-length allgather.
+
+    JSON rather than pickle, so that no rank runs code received from another.
+    """
+    return json.dumps(value, sort_keys=True).encode()
+
+
+def decode_gathered_json(lengths, joined):
+    """Split the bytes ``joined`` of an allgather into one decoded JSON value per rank, by ``lengths``."""
+    values, start = [], 0
+    for length in lengths:
+        values.append(json.loads(joined[start:start + length].decode()))
+        start += length
+    return values
+
+
 def describe_differences(values):
     """Return one line per key whose value differs across ranks, or an empty list.
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from crpsgd_hvd._consistency import check_same_values, describe_differences
+from crpsgd_hvd._consistency import check_same_values, decode_gathered_json, describe_differences, encode_json
 
 
 def test_equal_values_have_no_differences():
@@ -40,3 +40,12 @@ def test_check_same_values_names_every_field():
         "the configuration must be the same on every rank, but it differs: budget: 200 on ranks [0], "
         "120 on ranks [1]; micro_batch_size: 4 on ranks [0], 5 on ranks [1]. Pass the same configuration "
         "to every rank")
+
+
+def test_gathered_payloads_decode_per_rank():
+    values = [{"budget": 200, "name": "réseau"}, {"budget": 120}, {"shapes": [[3, 4], [4]]}]
+    payloads = [encode_json(value) for value in values]
+
+    decoded = decode_gathered_json([len(p) for p in payloads], b"".join(payloads))
+
+    assert decoded == values

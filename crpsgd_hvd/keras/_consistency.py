@@ -1,32 +1,24 @@
 """Cross-rank checks for the Keras adapter, over Horovod's TensorFlow collectives."""
 
-import json
-
 import horovod.tensorflow as hvd_tf
 import numpy as np
 import tensorflow as tf
 
-from crpsgd_hvd._consistency import check_same_values
+from crpsgd_hvd._consistency import check_same_values, decode_gathered_json, encode_json
 
 
 def gather_json(value, process_set, name):
     """Return the list of every rank's JSON-ready ``value``, in rank order, on every rank.
 
     The values travel as UTF-8 JSON bytes in one variable-length allgather
-    over ``process_set``, after an allgather of their lengths. JSON rather
-    than pickle, so that no rank runs code received from another.
+    over ``process_set``, after an allgather of their lengths.
     """
-    payload = np.frombuffer(json.dumps(value, sort_keys=True).encode(), dtype=np.uint8)
+    payload = np.frombuffer(encode_json(value), dtype=np.uint8)
     lengths = hvd_tf.allgather(tf.constant([payload.size], dtype=tf.int64), name=f"{name}.lengths",
                                process_set=process_set)
     joined = hvd_tf.allgather(tf.constant(payload, dtype=tf.uint8), name=f"{name}.payload",
-                              process_set=process_set).numpy()
-
-    values, start = [], 0
-    for length in lengths.numpy().tolist():
-        values.append(json.loads(joined[start:start + length].tobytes().decode()))
-        start += length
-    return values
+                              process_set=process_set)
+    return decode_gathered_json(lengths.numpy().tolist(), joined.numpy().tobytes())
 
 
 def check_same_on_every_rank(value, process_set, name, subject):

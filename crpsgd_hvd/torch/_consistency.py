@@ -1,11 +1,9 @@
 """Checks that every rank of a process set has the same configuration or progress."""
 
-import json
-
 import horovod.torch as hvd
 import torch
 
-from crpsgd_hvd._consistency import check_same_values
+from crpsgd_hvd._consistency import check_same_values, decode_gathered_json, encode_json
 
 
 def gather_json(value, process_set, name):
@@ -14,15 +12,10 @@ def gather_json(value, process_set, name):
     The values travel as UTF-8 JSON bytes in one variable-length allgather
     over ``process_set``, so ranks outside the set are not waited for.
     """
-    payload = torch.tensor(list(json.dumps(value, sort_keys=True).encode()), dtype=torch.uint8)
+    payload = torch.frombuffer(bytearray(encode_json(value)), dtype=torch.uint8)
     lengths = hvd.allgather(torch.tensor([payload.numel()]), name=f"{name}.lengths", process_set=process_set)
     joined = hvd.allgather(payload, name=f"{name}.payload", process_set=process_set)
-
-    values, start = [], 0
-    for length in lengths.tolist():
-        values.append(json.loads(bytes(joined[start:start + length].tolist()).decode()))
-        start += length
-    return values
+    return decode_gathered_json(lengths.tolist(), joined.numpy().tobytes())
 
 
 def check_same_on_every_rank(value, process_set, name, subject):

@@ -14,27 +14,9 @@ import tensorflow as tf  # noqa: E402
 import tf_keras  # noqa: E402
 
 sys.path.insert(0, str(WORKERS))
-from keras_common import CATALYST, SETTINGS, make_model, rank_samples  # noqa: E402
+from keras_common import CATALYST, SETTINGS, make_model, rank_samples, reference_rounds  # noqa: E402
 
 NUM_WORKERS = 2
-
-
-def reference_rounds(initial, batches):
-    """Yield the weights after each round of full-batch SGD on both ranks' samples."""
-    model = make_model()
-    model.set_weights([np.array(w) for w in initial])
-    optimizer = tf_keras.optimizers.SGD(SETTINGS["lr"], momentum=SETTINGS["momentum"])
-    samples = [rank_samples(rank) for rank in range(NUM_WORKERS)]
-    position = 0
-    for batch in batches:
-        inputs = np.concatenate([x[position:position + batch] for x, _ in samples])
-        targets = np.concatenate([y[position:position + batch] for _, y in samples])
-        position += batch
-        with tf.GradientTape() as tape:
-            loss = tf.reduce_mean(tf.square(model(inputs) - targets))
-        grads = tape.gradient(loss, model.trainable_variables)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables))
-        yield model.get_weights()
 
 
 @pytest.mark.parametrize("micro_batch_size, leftover", [(1, "drop"), (7, "final_round")])

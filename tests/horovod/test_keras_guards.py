@@ -11,11 +11,9 @@ from crpsgd_hvd import GeometricSchedule, planned_batches
 from tests.horovod.launch import WORKERS, horovodrun
 
 pytest.importorskip("crpsgd_hvd.keras", reason="the Keras adapter needs TensorFlow")
-import tensorflow as tf  # noqa: E402
-import tf_keras  # noqa: E402
 
 sys.path.insert(0, str(WORKERS))
-from keras_common import SETTINGS, make_model, rank_samples  # noqa: E402
+from keras_common import SETTINGS, reference_rounds  # noqa: E402
 from keras_faults import POISONED_ROUND  # noqa: E402
 
 NUM_WORKERS = 2
@@ -36,30 +34,11 @@ def guards_output(guards_job):
     return guards_job[0]
 
 
-def reference_rounds(initial, skipped_round, rounds=None):
-    """Return the weights of full-batch SGD on both ranks' in-order samples after ``rounds`` rounds.
-
-    The samples of round ``skipped_round``'s first attempt are discarded, and
-    the round is repeated with the samples that follow them.
-    """
-    model = make_model()
-    model.set_weights([np.array(w) for w in initial])
-    optimizer = tf_keras.optimizers.SGD(SETTINGS["lr"], momentum=SETTINGS["momentum"])
-    samples = [rank_samples(rank) for rank in range(NUM_WORKERS)]
+def reference_weights(initial, skipped_round=None, rounds=None):
+    """Return the reference weights after the first ``rounds`` rounds of the plan (all of them by default)."""
     batches = planned_batches(GeometricSchedule(SETTINGS["b1"], SETTINGS["rho"], SETTINGS["b_max"]),
                               SETTINGS["budget"])
-    position = 0
-    for t, batch in enumerate(batches[:rounds], start=1):
-        if t == skipped_round:
-            position += batch
-        inputs = np.concatenate([x[position:position + batch] for x, _ in samples])
-        targets = np.concatenate([y[position:position + batch] for _, y in samples])
-        position += batch
-        with tf.GradientTape() as tape:
-            loss = tf.reduce_mean(tf.square(model(inputs) - targets))
-        grads = tape.gradient(loss, model.trainable_variables)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables))
-    return model.get_weights()
+    return list(reference_rounds(initial, batches[:rounds], NUM_WORKERS, skipped_round))[-1]
 
 
 def assert_weights_equal(got, expected, label):
@@ -103,7 +82,7 @@ def test_nonfinite_gradient_raises_every_rank(guards_job):
     message = ("FloatingPointError: round 3 (batch 6, after 7 samples per worker): the averaged gradient "
                "contains NaN or infinite values; no step was taken")
     initial = ranks[0]["raise"]["initial"]
-    after_two_rounds = reference_rounds(initial, skipped_round=None, rounds=POISONED_ROUND - 1)
+    after_two_rounds = reference_weights(initial, rounds=POISONED_ROUND - 1)
 
     for rank, data in enumerate(ranks):
         assert f"rank {rank} {message}" in output
@@ -117,7 +96,7 @@ def test_nonfinite_gradient_skips_round(guards_job):
     _, ranks = guards_job
     batches = planned_batches(GeometricSchedule(SETTINGS["b1"], SETTINGS["rho"], SETTINGS["b_max"]),
                               SETTINGS["budget"])
-    expected = reference_rounds(ranks[0]["skip"]["initial"], skipped_round=POISONED_ROUND)
+    expected = reference_weights(ranks[0]["skip"]["initial"], skipped_round=POISONED_ROUND)
 
     for rank, data in enumerate(ranks):
         skip = data["skip"]

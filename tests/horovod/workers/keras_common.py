@@ -1,6 +1,7 @@
 """Model, samples and settings shared by the Keras Horovod worker and the test's reference."""
 
 import numpy as np
+import tensorflow as tf
 import tf_keras
 
 SETTINGS = {"b1": 3, "rho": 1.5, "b_max": 40, "budget": 200, "lr": 0.05, "momentum": 0.9}
@@ -21,3 +22,27 @@ def rank_samples(rank, count=256):
     """Return rank ``rank``'s samples in the order it consumes them."""
     rng = np.random.default_rng(100 + rank)
     return rng.standard_normal((count, 5)), rng.standard_normal((count, 2))
+
+
+def reference_rounds(initial, batches, num_workers=2, skipped_round=None):
+    """Yield the weights after each round of full-batch SGD with momentum on all ranks' in-order samples.
+
+    The samples of round ``skipped_round``'s first attempt are discarded, and
+    the round is repeated with the samples that follow them.
+    """
+    model = make_model()
+    model.set_weights([np.array(w) for w in initial])
+    optimizer = tf_keras.optimizers.SGD(SETTINGS["lr"], momentum=SETTINGS["momentum"])
+    samples = [rank_samples(rank) for rank in range(num_workers)]
+    position = 0
+    for t, batch in enumerate(batches, start=1):
+        if t == skipped_round:
+            position += batch
+        inputs = np.concatenate([x[position:position + batch] for x, _ in samples])
+        targets = np.concatenate([y[position:position + batch] for _, y in samples])
+        position += batch
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(tf.square(model(inputs) - targets))
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        yield model.get_weights()
