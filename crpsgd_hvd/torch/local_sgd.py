@@ -138,6 +138,11 @@ class LocalSGD:
             field with its values and ranks. The check is two small
             allgathers before the broadcast.
         RuntimeError: if Horovod is not initialised.
+        FloatingPointError: from :meth:`step` or :meth:`average`, on every
+            rank, when the averaged parameters contain a NaN or an infinity.
+            A local step communicates nothing, so a non-finite gradient on one
+            worker shows up at the next average, where every rank holds the
+            same averaged parameters and raises alike.
 
     Note:
         ``plan`` counts the parameters' bytes only. With
@@ -258,6 +263,13 @@ class LocalSGD:
         self.accounting.record_allreduce(sum(t.numel() * t.element_size() for t in tensors))
         self.accounting.record_round(self._samples_since_average)
         self._samples_since_average = 0
+        # Every rank holds the same average, so every rank takes this branch alike.
+        if not all(bool(torch.isfinite(p).all()) for p in self.params):
+            raise FloatingPointError(
+                f"averaging round {self.accounting.rounds} (after local step {self.steps_done}): the averaged "
+                "parameters contain NaN or infinite values, so a worker's local steps since the last average "
+                "diverged or met a non-finite gradient. Lower the learning rate, or find the rank whose loss "
+                "is not finite")
 
     @property
     def step_open(self):

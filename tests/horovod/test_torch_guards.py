@@ -119,3 +119,14 @@ def test_local_sgd_mismatched_configuration_fails_every_rank(tmp_path):
         assert f"[{rank}]<stderr>:{message}" in result.stdout, result.stdout
     # Both ranks raise before the broadcast, so neither waits for the other.
     assert elapsed < 60, f"the job took {elapsed:.0f} s to end"
+
+
+def test_local_sgd_nonfinite_average_raises_every_rank(tmp_path):
+    result = horovodrun("faults.py", tmp_path, "local_sgd_nan", np=NUM_WORKERS, timeout=90)
+
+    assert result.returncode == 0, result.stdout
+    # Rank 1's NaN inputs in local step 2 reach both ranks through the average after step 3 (H = 3).
+    message = ("FloatingPointError: averaging round 1 (after local step 3): the averaged parameters contain "
+               "NaN or infinite values")
+    for rank in range(NUM_WORKERS):
+        assert f"rank {rank} {message}" in result.stdout

@@ -12,6 +12,9 @@ Usage: faults.py OUT_DIR CASE
   CASE "local_sgd_mismatch": rank 1 builds LocalSGD with interval
     LOCAL_SGD_MISMATCH["interval"] and optimizer_state="average", rank 0
     with LOCAL_SGD's interval and "local". The ValueError is not caught.
+  CASE "local_sgd_nan": LocalSGD with LOCAL_SGD's settings; rank 1's inputs
+    turn NaN in local step 2, and every rank prints the FloatingPointError
+    raised at the average after step 3.
 """
 
 import json
@@ -102,6 +105,24 @@ def local_sgd_mismatch():
              optimizer_state=settings["optimizer_state"])
 
 
+def local_sgd_nan():
+    model = make_model()
+    optimizer = torch.optim.SGD(model.parameters(), lr=SETTINGS["lr"])
+    local_sgd = LocalSGD(model, optimizer, LOCAL_SGD["batch_size"], LOCAL_SGD["budget"], LOCAL_SGD["interval"])
+    inputs, targets = rank_samples(hvd.rank())
+    position = 0
+    try:
+        while (spec := local_sgd.next_step()) is not None:
+            x, y = inputs[position:position + spec.batch_size], targets[position:position + spec.batch_size]
+            position += spec.batch_size
+            if hvd.rank() == 1 and spec.step == 2:
+                x = x * float("nan")
+            local_sgd.backward(torch.nn.functional.mse_loss(model(x), y), spec.batch_size)
+            local_sgd.step()
+    except FloatingPointError as error:
+        print(f"rank {hvd.rank()} FloatingPointError: {error}", flush=True)
+
+
 def main():
     out_dir, case = sys.argv[1], sys.argv[2]
     hvd.init()
@@ -111,6 +132,8 @@ def main():
         train(build(), crash=case)
     elif case == "local_sgd_mismatch":
         local_sgd_mismatch()
+    elif case == "local_sgd_nan":
+        local_sgd_nan()
 
 
 if __name__ == "__main__":
