@@ -57,6 +57,11 @@ class CRPSGDCatalyst(CRPSGD):
                 catalyst.step()
             catalyst.end_outer()                                     # y_k = x
 
+    A checkpoint may be saved after any round. Loaded inside an outer
+    iteration, it leaves that iteration open: continue it with
+    :meth:`next_round` before the next :meth:`next_outer`, as
+    :func:`crpsgd_hvd.torch.fit_catalyst` does.
+
     Args:
         model, optimizer, schedule: as for :class:`CRPSGD`.
         loop (CatalystLoop): K and the per-worker budget of each inner call,
@@ -154,6 +159,11 @@ class CRPSGDCatalyst(CRPSGD):
         """True between :meth:`next_outer` and :meth:`end_outer`."""
         return self._outer is not None
 
+    @property
+    def current_outer(self) -> Optional[int]:
+        """The open outer iteration k, or None between outer iterations."""
+        return self._outer
+
     def configuration(self):
         """Return CRPSGD's shared settings plus the outer loop, theta and the optimizer-reset choice."""
         return {**super().configuration(), "catalyst_loop": self.loop.describe(), "theta": self.theta,
@@ -172,12 +182,14 @@ class CRPSGDCatalyst(CRPSGD):
                     param.grad.add_(proximal)
 
     def state_dict(self):
-        """Return everything needed to continue from the end of an outer iteration (or the start)."""
-        if self._outer is not None:
-            raise RuntimeError(f"cannot save state inside outer iteration {self._outer}: "
-                               "call state_dict() after end_outer()")
+        """Return everything needed to continue after any completed round, inside an outer iteration or not.
+
+        Adds to CRPSGD's state the outer-loop position (completed outer
+        iterations and the open one, if any) and the anchor. Inside an outer
+        iteration CRPSGD's round index is the inner call's.
+        """
         return {**super().state_dict(), "catalyst_loop": self.loop.describe(), "theta": self.theta,
-                "catalyst_state": self.catalyst_state.state_dict(),
+                "catalyst_state": self.catalyst_state.state_dict(), "open_outer": self._outer,
                 "anchor": [anchor.clone() for anchor in self.anchor]}
 
     def load_state_dict(self, state):
@@ -191,8 +203,17 @@ class CRPSGDCatalyst(CRPSGD):
             raise ValueError(f"state['anchor'] must hold tensors of shapes {shapes}, got "
                              f"{[tuple(a.shape) for a in anchor]}")
 
+        catalyst_state = CatalystState.from_state_dict(state["catalyst_state"])
+        # A state without "open_outer" was saved between outer iterations.
+        open_outer = state.get("open_outer")
+        if open_outer not in (None, next_outer_iteration(self.loop, catalyst_state)):
+            raise ValueError(f"state['open_outer'] must be None or {catalyst_state.outer + 1}, the outer "
+                             f"iteration after the saved progress ({catalyst_state.outer} completed), "
+                             f"got {open_outer!r}")
+
         super().load_state_dict(state)
-        self.catalyst_state = CatalystState.from_state_dict(state["catalyst_state"])
+        self.catalyst_state = catalyst_state
+        self._outer = open_outer
         with torch.no_grad():
             for mine, saved in zip(self.anchor, anchor):
                 mine.copy_(saved)

@@ -34,9 +34,9 @@ def checkpoint_path(directory, rank=None):
 def save_checkpoint(directory, method, sampler=None):
     """Write ``method``'s state and ``sampler``'s data position to this rank's file in ``directory``.
 
-    Call it on every rank between rounds (after :meth:`CRPSGD.step`; for
-    :class:`CRPSGDCatalyst`, after ``end_outer()``; for :class:`LocalSGD`,
-    after any :meth:`LocalSGD.step`, averaged or not). The file is written to a
+    Call it on every rank between rounds: after :meth:`CRPSGD.step`, also
+    inside a Catalyst outer iteration, or for :class:`LocalSGD` after any
+    :meth:`LocalSGD.step`, averaged or not. The file is written to a
     temporary name and renamed, so a crash while writing leaves the previous
     checkpoint intact. A barrier at the end makes every rank return only once
     all ranks' files are in place.
@@ -51,9 +51,8 @@ def save_checkpoint(directory, method, sampler=None):
         Path: this rank's file.
 
     Raises:
-        RuntimeError: inside a round (or a Catalyst outer iteration, or a
-            local step), whose partial gradient accumulation is not saved.
-            Every rank raises.
+        RuntimeError: inside a round or a local step, whose partial
+            gradient accumulation is not saved. Every rank raises.
     """
     state = {"format": FORMAT_VERSION, "rank": hvd.rank(), "size": hvd.size(), "method": method.state_dict()}
     if sampler is not None:

@@ -31,6 +31,7 @@ def fit(method, draw, loss_fn, *, progress=True, callback=None):
     """
     start_update = method.next_step if isinstance(method, LocalSGD) else method.next_round
     with progress_bar(method.plan.samples_per_worker, type(method).__name__, progress) as bar:
+        bar.update(method.accounting.samples)  # nonzero after load_checkpoint
         return run_rounds(method, start_update, draw, loss_fn, bar, callback, {})
 
 
@@ -55,18 +56,24 @@ def fit_catalyst(catalyst, draw, loss_fn, *, progress=True, callback=None, outer
             iteration's list of RoundResult, on every rank.
 
     Returns:
-        list of lists of RoundResult, one list per outer iteration.
+        list of lists of RoundResult, one list per outer iteration run here.
+        After :func:`load_checkpoint` inside an outer iteration, the first
+        list contains that iteration's remaining rounds.
     """
     plan = catalyst.catalyst_plan
     results = []
     with progress_bar(plan.samples_per_worker, "CR-PSGD-Catalyst", progress) as bar:
-        while (k := catalyst.next_outer()) is not None:
+        bar.update(catalyst.accounting.samples)  # nonzero after load_checkpoint
+        # A checkpoint loaded inside outer iteration k leaves k open: finish it first.
+        k = catalyst.current_outer if catalyst.outer_open else catalyst.next_outer()
+        while k is not None:
             inner = run_rounds(catalyst, catalyst.next_round, draw, loss_fn, bar, callback,
                                {"outer": f"{k}/{plan.num_outer}"})
             catalyst.end_outer()
             results.append(inner)
             if outer_callback is not None:
                 outer_callback(k, inner)
+            k = catalyst.next_outer()
     return results
 
 

@@ -13,7 +13,7 @@ from tests.horovod.launch import WORKERS, horovodrun
 
 sys.path.insert(0, str(WORKERS))
 from common import LOCAL_SGD, SETTINGS  # noqa: E402
-from resume import SAVE_AFTER, SAVE_AFTER_OUTER, SHARD_LENGTHS  # noqa: E402
+from resume import SAVE_AFTER, SHARD_LENGTHS, catalyst_points  # noqa: E402
 from resume_local_sgd import OTHER_INTERVAL, POLICIES, SAVE_AFTER_STEP  # noqa: E402
 
 NUM_WORKERS = 2
@@ -37,7 +37,7 @@ def jobs(tmp_path_factory):
     assert saved.returncode == 0, saved.stdout
     resumed = horovodrun("resume.py", directory, "resume", np=NUM_WORKERS, timeout=120)
     assert resumed.returncode == 0, resumed.stdout
-    return directory, saved.stdout
+    return directory, saved.stdout + resumed.stdout
 
 
 def test_resume_matches_uninterrupted_run(jobs):
@@ -62,10 +62,13 @@ def test_resume_matches_uninterrupted_run(jobs):
 
         reference = before[rank]["catalyst"]
         assert reference["outer"] == 3
-        for k in SAVE_AFTER_OUTER:
-            run = after[rank][f"catalyst-{k}"]
-            assert_same_tensors(run["params"], reference["params"], f"rank {rank} resumed after outer {k}")
-            assert_same_tensors(run["anchor"], reference["anchor"], f"rank {rank} anchor after outer {k}")
+        assert_same_tensors(before[rank]["catalyst-saving"]["params"], reference["params"],
+                            f"rank {rank} Catalyst saving")
+        for point in catalyst_points():
+            run = after[rank][f"catalyst-{point}"]
+            label = f"rank {rank} Catalyst resumed after {point} (outer iteration or outer.round)"
+            assert_same_tensors(run["params"], reference["params"], label)
+            assert_same_tensors(run["anchor"], reference["anchor"], f"{label}, anchor")
             assert run["outer"] == 3
             assert run["accounting"] == reference["accounting"]
             assert run["sampler"] == reference["sampler"]
@@ -78,6 +81,14 @@ def test_checkpoint_inside_round_rejected(jobs):
         assert (f"rank {rank} RuntimeError: cannot save state inside round 2, because its partial gradient "
                 "accumulation is not saved: save after step()") in output
     assert not (directory / "inside-round").exists()
+
+
+def test_catalyst_wrong_open_outer_rejected(jobs):
+    _, output = jobs
+
+    for rank in range(NUM_WORKERS):
+        assert (f"rank {rank} ValueError: state['open_outer'] must be None or 2, the outer iteration after "
+                "the saved progress (1 completed), got 3") in output
 
 
 @pytest.fixture(scope="module")

@@ -6,9 +6,10 @@ mid-epoch.
 
 Usage: resume.py OUT_DIR MODE
   MODE "save": run each method once without checkpoints (the uninterrupted
-    reference), then again saving after the rounds in SAVE_AFTER (Catalyst:
-    after the outer iterations in SAVE_AFTER_OUTER); try one save inside a
-    round and print the error. Writes OUT_DIR/save_rank<r>.json.
+    reference), then again saving after the rounds in SAVE_AFTER (Catalyst,
+    through fit_catalyst: after the outer iterations in SAVE_AFTER_OUTER and
+    after the (outer, round) points in SAVE_INSIDE_OUTER); try one save
+    inside a round and print the error. Writes OUT_DIR/save_rank<r>.json.
   MODE "resume": for every saved checkpoint, build fresh objects from a
     different random start, load the checkpoint and train to the end.
     Writes OUT_DIR/resume_rank<r>.json.
@@ -22,7 +23,7 @@ import horovod.torch as hvd
 import torch
 
 from crpsgd_hvd import CatalystLoop, GeometricSchedule
-from crpsgd_hvd.torch import CRPSGD, CRPSGDCatalyst, ShardSampler, load_checkpoint, save_checkpoint
+from crpsgd_hvd.torch import CRPSGD, CRPSGDCatalyst, ShardSampler, fit_catalyst, load_checkpoint, save_checkpoint
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
 from common import CATALYST, SETTINGS, make_model, rank_samples  # noqa: E402
@@ -30,6 +31,14 @@ from common import CATALYST, SETTINGS, make_model, rank_samples  # noqa: E402
 SHARD_LENGTHS = (7, 256)
 SAVE_AFTER = (1, 3, 5, 8)
 SAVE_AFTER_OUTER = (1, 2)
+# Each inner call has 5 rounds: 2, 3, 4 and 6 samples, then the final 5 of a 20-sample epoch.
+# So (2, 5) is saved after the last round of outer iteration 2, before end_outer() moves the anchor.
+SAVE_INSIDE_OUTER = ((1, 2), (2, 5), (3, 1))
+
+
+def catalyst_points():
+    """Return the names of the Catalyst checkpoints: "k" after outer iteration k, "k.t" after its round t."""
+    return [str(k) for k in SAVE_AFTER_OUTER] + [f"{k}.{t}" for k, t in SAVE_INSIDE_OUTER]
 
 
 def build(method, seed):
@@ -75,11 +84,21 @@ def train(method, driver, sampler, directory=None):
         run_rounds(driver, sampler, save_round if directory else None,
                    Path(directory) / "inside-round" if directory else None)
     else:
-        while (k := driver.next_outer()) is not None:
-            run_rounds(driver, sampler)
-            driver.end_outer()
+        def save_inside_outer(result):
+            if directory and (driver.current_outer, result.round) in SAVE_INSIDE_OUTER:
+                save_checkpoint(Path(directory) / f"{method}-{driver.current_outer}.{result.round}", driver,
+                                sampler)
+
+        def save_after_outer(k, _):
             if directory and k in SAVE_AFTER_OUTER:
                 save_checkpoint(Path(directory) / f"{method}-{k}", driver, sampler)
+
+        def loss_fn(batch):
+            inputs, targets = batch
+            return torch.nn.functional.mse_loss(driver.model(inputs), targets)
+
+        fit_catalyst(driver, sampler.draw, loss_fn, progress=False, callback=save_inside_outer,
+                     outer_callback=save_after_outer)
     return summary(driver, sampler)
 
 
@@ -93,19 +112,32 @@ def summary(driver, sampler):
     return result
 
 
+def try_inconsistent_outer(out_dir):
+    """Load a state saved inside outer iteration 2 that claims outer iteration 3 is open; print the error."""
+    state = torch.load(out_dir / "catalyst-2.5" / f"rank{hvd.rank()}.pt", weights_only=True)["method"]
+    state["open_outer"] = 3
+    driver, _ = build("catalyst", 3000)
+    try:
+        driver.load_state_dict(state)
+    except ValueError as error:
+        print(f"rank {hvd.rank()} ValueError: {error}", flush=True)
+
+
 def main():
     out_dir, mode = Path(sys.argv[1]), sys.argv[2]
     hvd.init()
     results = {}
-    for method, points in (("crpsgd", SAVE_AFTER), ("catalyst", SAVE_AFTER_OUTER)):
+    for method, points in (("crpsgd", SAVE_AFTER), ("catalyst", catalyst_points())):
         if mode == "save":
             results[method] = train(method, *build(method, 1000))
             results[f"{method}-saving"] = train(method, *build(method, 1000), directory=out_dir)
         else:
-            for point in points:
-                driver, sampler = build(method, 2000 + 10 * point)
+            for index, point in enumerate(points):
+                driver, sampler = build(method, 2000 + 10 * index)
                 load_checkpoint(out_dir / f"{method}-{point}", driver, sampler)
                 results[f"{method}-{point}"] = train(method, driver, sampler)
+    if mode == "resume":
+        try_inconsistent_outer(out_dir)
 
     (out_dir / f"{mode}_rank{hvd.rank()}.json").write_text(json.dumps(results))
 
