@@ -14,7 +14,8 @@ import tensorflow as tf  # noqa: E402
 import tf_keras  # noqa: E402
 
 sys.path.insert(0, str(WORKERS))
-from keras_common import CATALYST, SETTINGS, make_model, rank_samples, reference_rounds  # noqa: E402
+from keras_common import (  # noqa: E402
+    CATALYST, SETTINGS, global_batch_gradients, make_model, rank_samples, reference_rounds)
 
 NUM_WORKERS = 2
 
@@ -59,12 +60,8 @@ def catalyst_reference(initial, batches_per_outer):
         anchor = [tf.constant(v.numpy()) for v in model.trainable_variables]
         optimizer = tf_keras.optimizers.SGD(SETTINGS["lr"], momentum=SETTINGS["momentum"])
         for batch in batches_per_outer:
-            inputs = np.concatenate([x[position:position + batch] for x, _ in samples])
-            targets = np.concatenate([y[position:position + batch] for _, y in samples])
+            grads = global_batch_gradients(model, samples, position, batch)
             position += batch
-            with tf.GradientTape() as tape:
-                loss = tf.reduce_mean(tf.square(model(inputs) - targets))
-            grads = tape.gradient(loss, model.trainable_variables)
             grads = [g + CATALYST["theta"] * (v - a) for g, v, a in zip(grads, model.trainable_variables, anchor)]
             optimizer.apply_gradients(zip(grads, model.trainable_variables))
             yield model.get_weights()

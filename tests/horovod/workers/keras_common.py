@@ -38,11 +38,16 @@ def reference_rounds(initial, batches, num_workers=2, skipped_round=None):
     for t, batch in enumerate(batches, start=1):
         if t == skipped_round:
             position += batch
-        inputs = np.concatenate([x[position:position + batch] for x, _ in samples])
-        targets = np.concatenate([y[position:position + batch] for _, y in samples])
+        grads = global_batch_gradients(model, samples, position, batch)
         position += batch
-        with tf.GradientTape() as tape:
-            loss = tf.reduce_mean(tf.square(model(inputs) - targets))
-        grads = tape.gradient(loss, model.trainable_variables)
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
         yield model.get_weights()
+
+
+def global_batch_gradients(model, samples, position, batch):
+    """Return the gradients of the mean squared error over samples [position, position + batch) of every rank."""
+    inputs = np.concatenate([x[position:position + batch] for x, _ in samples])
+    targets = np.concatenate([y[position:position + batch] for _, y in samples])
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean(tf.square(model(inputs) - targets))
+    return tape.gradient(loss, model.trainable_variables)
