@@ -21,6 +21,8 @@ printf '#!/bin/sh\ncat "%s"\n' "$directory/hosts" > "$directory/discover.sh"
 chmod +x "$directory/discover.sh"
 
 cd "$root"
+echo "[elastic demo] workers that a resize removes are stopped by Horovod, which prints" \
+  "'has been removed from elastic job', 'Aborted' and exit status 134 for them: this is expected"
 exec horovodrun -np 2 --min-np 2 --max-np 4 --host-discovery-script "$directory/discover.sh" \
   --network-interface lo \
   python examples/torch/elastic_logistic_regression.py --hosts-file "$directory/hosts" \

@@ -333,7 +333,9 @@ class ElasticCRPSGD(CRPSGD):
         """Check the configuration across ranks, then give every rank ``root_rank``'s state.
 
         A collective over the workers present: :class:`ElasticState` calls it
-        in ``sync()``, before the first round and after every resize.
+        in ``sync()``, before the first round, after workers join and after a
+        failure. Horovod skips ``sync()`` when workers only leave, because the
+        remaining workers already hold the same committed state.
         """
         self.check_configuration()
         self.broadcast_state(root_rank)
@@ -343,9 +345,12 @@ class ElasticCRPSGD(CRPSGD):
         self.state = type(self.state).from_state_dict(progress["round_state"])
         self.accounting.load_state_dict(progress["accounting"])
         self.data.load_state_dict(progress["data"])
-        if hvd.rank() == root_rank:
-            logger.info("elastic CR-PSGD: %d workers at round %d of %d", hvd.size(), self.state.rounds,
-                        self.plan.num_rounds)
+
+    def log_workers(self, event):
+        """Log on rank 0 how many workers continue from which round, after ``event``."""
+        if hvd.rank() == 0:
+            logger.info("elastic CR-PSGD: %d workers at round %d of %d (%s)", hvd.size(), self.state.rounds,
+                        self.plan.num_rounds, event)
 
 
 class ElasticState(State):
@@ -367,6 +372,7 @@ class ElasticState(State):
             raise ValueError(f"method must be an ElasticCRPSGD, got {type(method).__name__}")
         self.method = method
         self.results = []
+        self._started = False
         super().__init__(bcast_object=hvd.broadcast_object, get_rank=hvd.rank)
         self.save()
 
@@ -384,6 +390,13 @@ class ElasticState(State):
         # A worker that joined now holds the job's state: save it, so a failure before the
         # next commit rolls back to it rather than to this worker's start.
         self.save()
+        if not self._started:
+            self.method.log_workers("start")
+            self._started = True
+
+    def reset(self):
+        # Horovod calls this after every change of workers, including a shrink, which skips sync().
+        self.method.log_workers("workers changed")
 
 
 def fit_elastic(state, loss_fn, *, commit_every=1, progress=True, callback=None):

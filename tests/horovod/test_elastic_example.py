@@ -27,6 +27,10 @@ def test_resized_run_matches_fixed_run(tmp_path):
     rounds = len(fixed_history["round"]) - 1
     assert resized_history["workers"][1:] == [2] * 5 + [3] * 7 + [2] * (rounds - 12)
     assert "rounds 6-12: 3 workers" in resized.stdout
+    # Rank 0 logs every change of workers; Horovod skips sync() when workers only leave.
+    assert "elastic CR-PSGD: 2 workers at round 0 of" in resized.stdout
+    assert "elastic CR-PSGD: 3 workers at round 5 of" in resized.stdout
+    assert "elastic CR-PSGD: 2 workers at round 12 of" in resized.stdout
     # At x1 = 0 every margin is 0, so the objective is log 2 exactly.
     assert math.isclose(resized_history["objective"][0], math.log(2), rel_tol=1e-12)
     assert resized_history["objective"][-1] < 0.8 * math.log(2)
