@@ -18,6 +18,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
+from crpsgd_hvd._checkpoint_files import check_saved_by, rank_file, require_rank_file
 from crpsgd_hvd._validation import check_int
 from crpsgd_hvd.keras._consistency import check_same_on_every_rank
 from crpsgd_hvd.keras.callback import CRPSGDCallback
@@ -29,7 +30,7 @@ FORMAT_VERSION = 1
 
 def checkpoint_path(directory, rank=None):
     """Return the file of ``rank`` (default: this rank) in the checkpoint ``directory``."""
-    return Path(directory) / f"rank{hvd_tf.rank() if rank is None else rank}.npz"
+    return rank_file(directory, hvd_tf.rank() if rank is None else rank, ".npz")
 
 
 def save_checkpoint(directory, callback, model=None):
@@ -86,19 +87,18 @@ def load_checkpoint(directory, callback, model):
     moments fail on every rank.
 
     Raises:
-        FileNotFoundError: if this rank's file is missing.
+        FileNotFoundError: if this rank's file is missing, e.g. in a job with
+            more workers than the saved one; the message lists the saved ranks.
         ValueError: if the file was saved by another rank or world size, or
             with other settings or variable shapes; or if ranks loaded different progress.
     """
     model = _check_arguments(callback, model)
     path = checkpoint_path(directory)
+    require_rank_file(path)
     with np.load(path, allow_pickle=False) as file:
         arrays = {key: file[key] for key in file.files}
     metadata = json.loads(str(arrays.pop("metadata")))
-    if metadata.get("rank") != hvd_tf.rank() or metadata.get("size") != hvd_tf.size():
-        raise ValueError(f"checkpoint {path} was saved by rank {metadata.get('rank')} of {metadata.get('size')} "
-                         f"workers, this is rank {hvd_tf.rank()} of {hvd_tf.size()}: resume with the same number "
-                         "of workers")
+    check_saved_by(path, metadata, hvd_tf.rank(), hvd_tf.size())
 
     _build_optimizer_state(model, callback.optimizer)
     # Every check runs before the first change, so a rejected file leaves the callback and model as they were.

@@ -13,11 +13,11 @@ of workers as saving; the files name the world size and the load checks it.
 """
 
 import os
-from pathlib import Path
 
 import horovod.torch as hvd
 import torch
 
+from crpsgd_hvd._checkpoint_files import check_saved_by, rank_file, require_rank_file
 from crpsgd_hvd.torch._consistency import check_same_on_every_rank
 from crpsgd_hvd.torch.data import ShardSampler
 
@@ -28,7 +28,7 @@ FORMAT_VERSION = 1
 
 def checkpoint_path(directory, rank=None):
     """Return the file of ``rank`` (default: this rank) in the checkpoint ``directory``."""
-    return Path(directory) / f"rank{hvd.rank() if rank is None else rank}.pt"
+    return rank_file(directory, hvd.rank() if rank is None else rank, ".pt")
 
 
 def save_checkpoint(directory, method, sampler=None):
@@ -81,17 +81,16 @@ def load_checkpoint(directory, method, sampler=None):
     every rank.
 
     Raises:
-        FileNotFoundError: if this rank's file is missing.
+        FileNotFoundError: if this rank's file is missing, e.g. in a job with
+            more workers than the saved one; the message lists the saved ranks.
         ValueError: if the file was saved by another rank or world size,
             lacks the sampler state that ``sampler`` needs, or does not match
             the method's settings; or if ranks loaded different progress.
     """
     path = checkpoint_path(directory)
+    require_rank_file(path)
     state = torch.load(path, weights_only=True)
-    if state.get("rank") != hvd.rank() or state.get("size") != hvd.size():
-        raise ValueError(f"checkpoint {path} was saved by rank {state.get('rank')} of {state.get('size')} "
-                         f"workers, this is rank {hvd.rank()} of {hvd.size()}: resume with the same number "
-                         "of workers")
+    check_saved_by(path, state, hvd.rank(), hvd.size())
     if sampler is not None and "sampler" not in state:
         raise ValueError(f"checkpoint {path} contains no sampler state, but a sampler was passed: "
                          "pass sampler=None or save with the sampler")

@@ -83,6 +83,19 @@ def test_checkpoint_inside_round_rejected(jobs):
     assert not (directory / "inside-round").exists()
 
 
+def test_more_workers_resume_fails(jobs):
+    directory, _ = jobs
+    result = horovodrun("resume.py", directory, "more-workers", np=NUM_WORKERS + 1, timeout=120)
+    saved = directory / "crpsgd-1"
+
+    assert result.returncode == 0, result.stdout
+    for rank in range(NUM_WORKERS):
+        assert (f"rank {rank} ValueError: checkpoint {saved / f'rank{rank}.pt'} was saved by rank {rank} of 2 "
+                f"workers, this is rank {rank} of 3: resume with the same number of workers") in result.stdout
+    assert (f"rank 2 FileNotFoundError: checkpoint file {saved / 'rank2.pt'} not found: {saved} has the files of "
+            "ranks [0, 1] only. Resume with the number of workers that saved them") in result.stdout
+
+
 def test_catalyst_wrong_open_outer_rejected(jobs):
     _, output = jobs
 

@@ -13,6 +13,8 @@ Usage: resume.py OUT_DIR MODE
   MODE "resume": for every saved checkpoint, build fresh objects from a
     different random start, load the checkpoint and train to the end.
     Writes OUT_DIR/resume_rank<r>.json.
+  MODE "more-workers": under one more worker than saved, load a checkpoint
+    and print each rank's error.
 """
 
 import json
@@ -123,9 +125,25 @@ def try_inconsistent_outer(out_dir):
         print(f"rank {hvd.rank()} ValueError: {error}", flush=True)
 
 
+def try_more_workers(out_dir):
+    """Load a 2-worker checkpoint in a larger job and print this rank's error."""
+    torch.manual_seed(hvd.rank())
+    model = make_model()
+    optimizer = torch.optim.SGD(model.parameters(), lr=SETTINGS["lr"])
+    schedule = GeometricSchedule(SETTINGS["b1"], SETTINGS["rho"], SETTINGS["b_max"])
+    driver = CRPSGD(model, optimizer, schedule, SETTINGS["budget"], micro_batch_size=4)
+    try:
+        load_checkpoint(out_dir / "crpsgd-1", driver)
+    except (FileNotFoundError, ValueError) as error:
+        print(f"rank {hvd.rank()} {type(error).__name__}: {error}", flush=True)
+
+
 def main():
     out_dir, mode = Path(sys.argv[1]), sys.argv[2]
     hvd.init()
+    if mode == "more-workers":
+        try_more_workers(out_dir)
+        return
     results = {}
     for method, points in (("crpsgd", SAVE_AFTER), ("catalyst", catalyst_points())):
         if mode == "save":
