@@ -1,18 +1,21 @@
 """The ``crpsgd-hvd`` command: ``crpsgd-hvd plan`` prints a training plan."""
 
 import argparse
+import contextlib
 import sys
 
 from crpsgd_hvd.catalyst import CATALYST_MODES, CatalystLoop
 from crpsgd_hvd.plan import make_catalyst_plan, make_plan
-from crpsgd_hvd.rounds import LEFTOVER_POLICIES
+from crpsgd_hvd.rounds import LEFTOVER_POLICIES, planned_batches
 from crpsgd_hvd.schedules import ConstantSchedule, GeometricSchedule
 
 
 # Library argument names and the flags that set them, so errors name the flag to change.
-FLAGS = {"b1": "--b1", "rho": "--rho", "b_max": "--b-max", "budget": "--budget", "num_workers": "--workers",
-         "num_params": "--params", "bytes_per_param": "--bytes-per-param", "num_outer": "--outer",
-         "shard_size": "--shard-size", "batch_size": "--b1"}
+# The examples share the schedule's flags.
+SCHEDULE_FLAGS = {"b1": "--b1", "rho": "--rho", "b_max": "--b-max", "budget": "--budget"}
+FLAGS = {**SCHEDULE_FLAGS, "num_workers": "--workers", "num_params": "--params",
+         "bytes_per_param": "--bytes-per-param", "num_outer": "--outer", "shard_size": "--shard-size",
+         "batch_size": "--b1"}
 
 
 def count(text):
@@ -84,22 +87,51 @@ def catalyst_loop(args):
     return CatalystLoop.per_epoch(args.shard_size, args.outer)
 
 
-def flag_message(error):
-    """Return the error's message with a leading library argument name replaced by its flag."""
+def flag_message(error, flags=FLAGS):
+    """Return the error's message with a leading library argument name replaced by its flag in ``flags``."""
     message = str(error)
     name = message.split(" ", 1)[0]
-    return FLAGS[name] + message[len(name):] if name in FLAGS else message
+    return flags[name] + message[len(name):] if name in flags else message
+
+
+@contextlib.contextmanager
+def flag_errors(parser, flags=SCHEDULE_FLAGS):
+    """Turn a ValueError raised inside the block into ``parser``'s usage error, which names the flag.
+
+    The parser prints its usage line and the message, then exits with status
+    2. Under horovodrun every rank parses the same arguments, so every rank
+    exits this way, without a traceback.
+    """
+    try:
+        yield
+    except ValueError as error:
+        parser.error(flag_message(error, flags))
+
+
+def check_schedule_flags(parser, args):
+    """Check the examples' schedule flags after parsing, so a bad value gets ``parser``'s usage error.
+
+    Reads ``args.b1`` and ``args.rho`` and, where the parser defines them,
+    ``args.b_max``, ``args.budget`` (T >= B1) and ``args.psgd_batch`` (the
+    constant batch of classical PSGD, also <= T).
+    """
+    b_max, budget, psgd_batch = (getattr(args, name, None) for name in ("b_max", "budget", "psgd_batch"))
+    with flag_errors(parser, {**SCHEDULE_FLAGS, "batch_size": "--psgd-batch"}):
+        schedule = GeometricSchedule(args.b1, args.rho, b_max)
+        if budget is not None:
+            planned_batches(schedule, budget)
+        if psgd_batch is not None:
+            ConstantSchedule(psgd_batch)
+    if None not in (budget, psgd_batch) and psgd_batch > budget:
+        parser.error(f"--psgd-batch must be <= --budget = {budget}, so that PSGD takes a step, got {psgd_batch}")
 
 
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
+    with flag_errors(args.command_parser, FLAGS):
         if args.command == "plan":
             run_plan(args)
-    except ValueError as error:
-        # Invalid values get the subcommand's usage line and exit status 2.
-        args.command_parser.error(flag_message(error))
     return 0
 
 

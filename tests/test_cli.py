@@ -1,5 +1,6 @@
 """Tests for crpsgd_hvd.cli: the ``crpsgd-hvd plan`` command."""
 
+import argparse
 import json
 import pathlib
 import subprocess
@@ -7,7 +8,7 @@ import sys
 
 import pytest
 
-from crpsgd_hvd.cli import main
+from crpsgd_hvd.cli import check_schedule_flags, main
 from crpsgd_hvd.plan import make_plan
 from crpsgd_hvd.schedules import ConstantSchedule, GeometricSchedule
 
@@ -161,3 +162,34 @@ def test_plan_catalyst_epoch_needs_outer(capsys):
 
     assert code == 2
     assert "--outer is required with --catalyst epoch" in err
+
+
+def schedule_flag_error(capsys, **flags):
+    """Run check_schedule_flags on an example-like parser; return (exit status, stderr) or None if it passes."""
+    parser = argparse.ArgumentParser(prog="example")
+    args = argparse.Namespace(**{"b1": 2, "rho": 1.1, **flags})
+    try:
+        check_schedule_flags(parser, args)
+    except SystemExit as exit_info:
+        return exit_info.code, capsys.readouterr().err
+    return None
+
+
+@pytest.mark.parametrize("flags, message", [
+    ({"rho": 0.9}, "--rho must be > 1.0, got 0.9"),
+    ({"b1": 0}, "--b1 must be >= 1, got 0"),
+    ({"b_max": 1, "b1": 2}, "--b-max must be >= b1 = 2, got 1"),
+    ({"budget": 1}, "--budget must be >= the first batch B1 = 2 so that at least one round runs, got 1"),
+    ({"psgd_batch": 0}, "--psgd-batch must be >= 1, got 0"),
+    ({"budget": 10, "psgd_batch": 20}, "--psgd-batch must be <= --budget = 10, so that PSGD takes a step, got 20"),
+])
+def test_schedule_flag_errors_name_flag(capsys, flags, message):
+    status, err = schedule_flag_error(capsys, **flags)
+
+    assert status == 2
+    assert err.startswith("usage: example")
+    assert f"example: error: {message}" in err
+
+
+def test_valid_schedule_flags_pass(capsys):
+    assert schedule_flag_error(capsys, b_max=40, budget=4000, psgd_batch=2) is None

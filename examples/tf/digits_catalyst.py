@@ -28,6 +28,7 @@ import tensorflow as tf
 import tf_keras
 
 from crpsgd_hvd import CatalystLoop, GeometricSchedule
+from crpsgd_hvd.cli import check_schedule_flags
 
 
 def parse_args(argv=None):
@@ -45,7 +46,9 @@ def parse_args(argv=None):
     parser.add_argument("--out-dir", default="runs/tf_digits_catalyst",
                         help="folder for results.json (default: runs/tf_digits_catalyst)")
     parser.add_argument("--verbose", type=int, default=1, help="Keras fit verbosity on rank 0 (default: 1)")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    check_schedule_flags(parser, args)
+    return args
 
 
 def load_split(seed, rank, num_workers, test_fraction=0.2):

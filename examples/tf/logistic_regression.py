@@ -28,6 +28,7 @@ import tensorflow as tf
 import tf_keras
 
 from crpsgd_hvd import GeometricSchedule
+from crpsgd_hvd.cli import check_schedule_flags
 from crpsgd_hvd.problems import LogisticRegressionProblem
 
 
@@ -47,7 +48,9 @@ def parse_args(argv=None):
     parser.add_argument("--out-dir", default="runs/tf_logistic_regression",
                         help="folder for results.json (default: runs/tf_logistic_regression)")
     parser.add_argument("--verbose", type=int, default=1, help="Keras fit verbosity on rank 0 (default: 1)")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    check_schedule_flags(parser, args)
+    return args
 
 
 def make_model(problem):

@@ -38,6 +38,7 @@ from torch.nn import functional
 from comparison import Monitor, accuracy, format_table, summarize, write_results
 from comparison import run_psgd as run_psgd_loop
 from crpsgd_hvd import CatalystLoop, GeometricSchedule
+from crpsgd_hvd.cli import check_schedule_flags
 from crpsgd_hvd.datasets import load_cifar10
 from crpsgd_hvd.torch import CRPSGDCatalyst, ShardSampler, fit_catalyst
 from crpsgd_hvd.torch.models import ResNet20
@@ -83,7 +84,9 @@ def parse_args(argv=None):
                         help="folder for results.json and loss.png (default: runs/cifar10_catalyst)")
     parser.add_argument("--no-plot", action="store_true", help="skip the PNG")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    check_schedule_flags(parser, args)
+    return args
 
 
 def load_shard(data_dir, rank, num_workers, device):

@@ -35,6 +35,7 @@ from torch.nn import functional
 from comparison import Monitor, accuracy, format_table, summarize, write_results
 from comparison import run_psgd as run_psgd_loop
 from crpsgd_hvd import CatalystLoop, GeometricSchedule
+from crpsgd_hvd.cli import check_schedule_flags
 from crpsgd_hvd.torch import CRPSGDCatalyst, ShardSampler, fit_catalyst
 from crpsgd_hvd.torch.models import DigitsCNN
 
@@ -69,6 +70,7 @@ def parse_args(argv=None):
         args.psgd_batch = args.b1
     if not 0.0 < args.test_fraction < 1.0:
         parser.error(f"--test-fraction must be in (0, 1), got {args.test_fraction}")
+    check_schedule_flags(parser, args)
     return args
 
 

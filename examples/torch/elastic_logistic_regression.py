@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 from crpsgd_hvd import GeometricSchedule
+from crpsgd_hvd.cli import check_schedule_flags
 from crpsgd_hvd.problems import LogisticRegressionProblem
 from crpsgd_hvd.torch.elastic import (ElasticCRPSGD, ElasticState, GlobalBatchSampler, fit_elastic,
                                       wait_for_host_update)
@@ -80,6 +81,7 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.resize and args.hosts_file is None:
         parser.error("--resize needs --hosts-file, the file that the host discovery script prints")
+    check_schedule_flags(parser, args)
     return args
 
 

@@ -36,6 +36,7 @@ import horovod.torch as hvd
 import torch
 
 from crpsgd_hvd import GeometricSchedule, sweep_intervals
+from crpsgd_hvd.cli import check_schedule_flags
 from crpsgd_hvd.problems import LogisticRegressionProblem
 from crpsgd_hvd.torch import LocalSGD, ShardSampler, fit, make_method
 
@@ -109,6 +110,7 @@ def parse_args(argv=None):
         args.budget = PAPER["budget"] if args.paper else DEFAULT_BUDGET
     if args.lr is None:
         args.lr = PAPER["lr"] if args.paper else DEFAULT_LR
+    check_schedule_flags(parser, args)
     return args
 
 

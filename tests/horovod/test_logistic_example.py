@@ -65,3 +65,14 @@ def test_sweep_picks_largest_interval_when_models_agree(tmp_path):
     assert summary["config"]["local_sgd_interval"] == 40
     assert summary["results"][2]["method"] == "local SGD H=40"
     assert "<- chosen" in result.stdout
+
+
+def test_invalid_rho_usage_error_every_rank(tmp_path):
+    result = horovodrun("examples/torch/logistic_regression.py", *TINY, "--rho", 0.9, "--out-dir", tmp_path,
+                        np=2, timeout=120)
+
+    assert result.returncode != 0
+    for rank in range(2):
+        assert f"[{rank}]<stderr>:logistic_regression.py: error: --rho must be > 1.0, got 0.9" in result.stdout
+        assert f"[{rank}]<stderr>:Traceback" not in result.stdout
+    assert not (tmp_path / "results.json").exists()
