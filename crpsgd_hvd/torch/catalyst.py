@@ -117,7 +117,7 @@ class CRPSGDCatalyst(CRPSGD):
                         self.catalyst_plan.num_rounds, theta)
 
     def next_outer(self) -> Optional[int]:
-        """Start outer iteration k and return k, or None after the K-th.
+        """Start outer iteration k and return k, counted from 1, or None after the K-th.
 
         Restarts the batch schedule at t = 1 and, with
         ``reset_optimizer_state``, clears the optimizer's state.
@@ -161,7 +161,7 @@ class CRPSGDCatalyst(CRPSGD):
 
     @property
     def current_outer(self) -> Optional[int]:
-        """The open outer iteration k, or None between outer iterations."""
+        """The open outer iteration k, counted from 1, or None between outer iterations."""
         return self._outer
 
     def configuration(self):

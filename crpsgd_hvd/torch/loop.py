@@ -24,7 +24,9 @@ def fit(method, draw, loss_fn, *, progress=True, callback=None):
         progress (bool): show a progress bar over the per-worker budget on
             rank 0. Default: True.
         callback (callable, optional): called with each :class:`RoundResult`
-            or :class:`StepResult` after its update, on every rank.
+            or :class:`StepResult` after its update, on every rank. It may
+            save a checkpoint. To stop early, raise from it on every rank:
+            between updates no collective is pending, so no rank waits.
 
     Returns:
         list of RoundResult or StepResult, one per update.
@@ -50,7 +52,8 @@ def fit_catalyst(catalyst, draw, loss_fn, *, progress=True, callback=None, outer
             rank 0. Default: True.
         callback (callable, optional): called with each :class:`RoundResult`
             after its step, on every rank; ``result.round`` restarts at 1 in
-            every outer iteration.
+            every outer iteration. It may save a checkpoint and, as for
+            :func:`fit`, stop the run by raising on every rank.
         outer_callback (callable, optional): called as ``outer_callback(k,
             results)`` after outer iteration k has moved the anchor, with that
             iteration's list of RoundResult, on every rank.
