@@ -260,6 +260,7 @@ def main():
         say(f"environment {venv} is ready")
         return
 
+    started = time.monotonic()
     ensure_venv(venv)
     say(f"installing torch {TORCH_VERSION} and TensorFlow {TENSORFLOW_VERSION} (CPU), tf_keras, "
         "numpy and Horovod's requirements (the first time downloads about 1 GB)")
@@ -277,7 +278,7 @@ def main():
     pip(venv, "install", "--quiet", "-e", f"{ROOT}[torch,tf,examples,dev]")
     say(check_horovod(venv, args.gpu_operations).strip().replace("\n", "\n[setup] "))
     stamp.write_text(json.dumps(stamp_contents(key)))
-    say(f"environment {venv} is ready")
+    say(f"environment {venv} is ready, set up in {time.monotonic() - started:.0f} s")
 
 
 if __name__ == "__main__":

@@ -229,6 +229,8 @@ class ElasticCRPSGD(CRPSGD):
     """
 
     collectives_at_construction = False
+    # The plan counts N_ref workers; the workers present may be fewer or more.
+    plan_workers_name = "reference workers"
 
     def __init__(self, model, optimizer, schedule, budget, *, reference_workers, data, micro_batch_size,
                  leftover="drop", compression=None, on_nonfinite="raise"):
@@ -428,8 +430,8 @@ def fit_elastic(state, loss_fn, *, commit_every=1, progress=True, callback=None)
 def run_elastic_rounds(state, loss_fn, commit_every, progress, callback):
     """Run rounds from the state's position; the body that ``horovod.torch.elastic.run`` repeats after a reset."""
     method = state.method
-    with progress_bar(method.plan.samples_per_worker, "elastic CR-PSGD", progress) as bar:
-        bar.update(method.state.samples)
+    # After a resize the bar starts again at the committed samples.
+    with progress_bar(method.plan.samples_per_worker, "elastic CR-PSGD", progress, method.state.samples) as bar:
         while (spec := method.next_round()) is not None:
             for samples in spec.micro_batches:
                 method.backward(loss_fn(samples), len(samples[0]))

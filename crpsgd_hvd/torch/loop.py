@@ -32,8 +32,9 @@ def fit(method, draw, loss_fn, *, progress=True, callback=None):
         list of RoundResult or StepResult, one per update.
     """
     start_update = method.next_step if isinstance(method, LocalSGD) else method.next_round
-    with progress_bar(method.plan.samples_per_worker, type(method).__name__, progress) as bar:
-        bar.update(method.accounting.samples)  # nonzero after load_checkpoint
+    # The bar starts at the samples already done: nonzero after load_checkpoint.
+    with progress_bar(method.plan.samples_per_worker, type(method).__name__, progress,
+                      method.accounting.samples) as bar:
         return run_rounds(method, start_update, draw, loss_fn, bar, callback, {})
 
 
@@ -65,8 +66,7 @@ def fit_catalyst(catalyst, draw, loss_fn, *, progress=True, callback=None, outer
     """
     plan = catalyst.catalyst_plan
     results = []
-    with progress_bar(plan.samples_per_worker, "CR-PSGD-Catalyst", progress) as bar:
-        bar.update(catalyst.accounting.samples)  # nonzero after load_checkpoint
+    with progress_bar(plan.samples_per_worker, "CR-PSGD-Catalyst", progress, catalyst.accounting.samples) as bar:
         # A checkpoint loaded inside outer iteration k leaves k open: finish it first.
         k = catalyst.current_outer if catalyst.outer_open else catalyst.next_outer()
         while k is not None:
@@ -80,9 +80,11 @@ def fit_catalyst(catalyst, draw, loss_fn, *, progress=True, callback=None, outer
     return results
 
 
-def progress_bar(total_samples, description, progress):
+def progress_bar(total_samples, description, progress, samples_done=0):
+    """Return rank 0's bar over ``total_samples``, starting at ``samples_done``. Other ranks get a disabled one."""
     show = progress and hvd.rank() == 0
-    return tqdm(total=total_samples, unit="sample", desc=description, disable=not show, mininterval=1.0)
+    return tqdm(total=total_samples, initial=samples_done, unit="sample", desc=description, disable=not show,
+                mininterval=1.0)
 
 
 def run_rounds(method, start_update, draw, loss_fn, bar, callback, postfix):

@@ -198,13 +198,15 @@ class CRPSGD:
             if broadcast:
                 self.broadcast_state(root_rank)
         if hvd.rank() == root_rank:
-            logger.info("CR-PSGD plan: %d rounds, %d samples per worker of budget %d, %d workers "
+            logger.info("CR-PSGD plan: %d rounds, %d samples per worker of budget %d, %d %s "
                         "(classical PSGD at batch %d: %d rounds)", self.plan.num_rounds,
-                        self.plan.samples_per_worker, self.budget, self.num_workers,
+                        self.plan.samples_per_worker, self.budget, self.num_workers, self.plan_workers_name,
                         schedule.first_batch, self.plan.psgd_rounds)
 
     # True: __init__ checks the configuration across ranks and broadcasts the start state.
     collectives_at_construction = True
+    # The name of the plan's worker count N in the plan's log line.
+    plan_workers_name = "workers"
 
     def configuration(self):
         """Return the settings that every rank must share, as a JSON-ready dict."""
