@@ -317,6 +317,10 @@ class ElasticCRPSGD(CRPSGD):
         self._round = None
         # Loading its own state resets Horovod's pending handles and backward-pass counters.
         self.optimizer.load_state_dict(self.optimizer.state_dict())
+        # The group's hook count is not among them. A rejected enqueue leaves it full, so the repeated
+        # round would send one allreduce per parameter, and a rank with a correct count would wait forever.
+        for group in self.optimizer._group_counts:
+            self.optimizer._group_counts[group] = 0
         self.optimizer.zero_grad()
 
     def state_dict(self):

@@ -130,6 +130,10 @@ def test_failed_worker_round_is_repeated_by_the_others(failure_job):
     assert sizes == [3] * (FAIL_IN - 1) + [2] * (len(GLOBAL_BATCHES) - FAIL_IN + 1)
     # The killed worker logged the rounds before FAIL_IN only, as rank 2.
     assert max(r["round"] for r in records if r["rank"] == 2) == FAIL_IN - 1
+    # One grouped allreduce per round, the repeated round included: a survivor whose allreduce
+    # was rejected must not fall back to one allreduce per parameter.
+    last = rounds_by_number(records)[len(GLOBAL_BATCHES)][0]["accounting"]
+    assert last["allreduce_calls"] == len(GLOBAL_BATCHES)
 
 
 def test_checkpoint_resumes_with_more_workers(tmp_path):

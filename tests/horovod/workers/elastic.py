@@ -18,14 +18,18 @@ Modes:
     resume: load that checkpoint with 3 workers and finish the run.
     failure: start with 3 workers, two on ``localhost`` and one on
         ``127.0.0.1``; the one on ``127.0.0.1`` kills itself with SIGKILL
-        at the start of round FAIL_IN, while the others compute their shares
-        and wait for it in the round's allreduce.
+        at the start of round FAIL_IN. The others wait SURVIVOR_DELAY seconds
+        before computing their shares. Then a survivor that notices the loss
+        at once has no allreduce in flight yet, and Horovod rejects the one
+        it starts. In most runs the other survivor notices only when Gloo's
+        receive times out after 30 s, with its allreduce already in flight.
 """
 
 import json
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 
 import horovod.torch as hvd
@@ -39,6 +43,7 @@ from crpsgd_hvd.torch.elastic import (ElasticCRPSGD, ElasticState, GlobalBatchSa
 SETTINGS = {"b1": 2, "rho": 1.25, "budget": 66, "leftover": "final_round", "reference_workers": 2,
             "micro_batch_size": 2, "lr": 0.5, "momentum": 0.9, "seed": 11, "samples": 50, "features": 3}
 GROW_AFTER, SHRINK_AFTER, FAIL_IN, SAVE_AFTER = 3, 7, 5, 6
+SURVIVOR_DELAY = 1.0
 
 
 def make_data(seed=5):
@@ -82,11 +87,16 @@ def main(directory, mode):
     # A reset drops the samples of a round that a failure interrupted.
     state.register_reset_callbacks([processed.clear])
     on_loopback_host = os.environ.get("HOROVOD_HOSTNAME") == "127.0.0.1"
+    delayed = []
 
     def loss_fn(samples):
         batch_inputs, batch_targets, batch_indices = samples
-        if mode == "failure" and on_loopback_host and crpsgd.state.rounds + 1 == FAIL_IN:
-            os.kill(os.getpid(), signal.SIGKILL)
+        if mode == "failure" and crpsgd.state.rounds + 1 == FAIL_IN:
+            if on_loopback_host:
+                os.kill(os.getpid(), signal.SIGKILL)
+            if not delayed:
+                delayed.append(True)
+                time.sleep(SURVIVOR_DELAY)
         processed.extend(batch_indices.tolist())
         return loss_of(model, batch_inputs, batch_targets)
 
