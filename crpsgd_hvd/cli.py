@@ -87,7 +87,7 @@ def catalyst_loop(args):
     return CatalystLoop.per_epoch(args.shard_size, args.outer)
 
 
-def flag_message(error, flags=FLAGS):
+def flag_message(error, flags):
     """Return the error's message with a leading library argument name replaced by its flag in ``flags``."""
     message = str(error)
     name = message.split(" ", 1)[0]
@@ -95,7 +95,7 @@ def flag_message(error, flags=FLAGS):
 
 
 @contextlib.contextmanager
-def flag_errors(parser, flags=SCHEDULE_FLAGS):
+def flag_errors(parser, flags):
     """Turn a ValueError raised inside the block into ``parser``'s usage error, which names the flag.
 
     The parser prints its usage line and the message, then exits with status

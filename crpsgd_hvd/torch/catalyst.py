@@ -206,10 +206,10 @@ class CRPSGDCatalyst(CRPSGD):
         catalyst_state = CatalystState.from_state_dict(state["catalyst_state"])
         # A state without "open_outer" was saved between outer iterations.
         open_outer = state.get("open_outer")
-        if open_outer not in (None, next_outer_iteration(self.loop, catalyst_state)):
-            raise ValueError(f"state['open_outer'] must be None or {catalyst_state.outer + 1}, the outer "
-                             f"iteration after the saved progress ({catalyst_state.outer} completed), "
-                             f"got {open_outer!r}")
+        following = next_outer_iteration(self.loop, catalyst_state)
+        if open_outer not in (None, following):
+            raise ValueError(f"state['open_outer'] must be None or {following}, the outer iteration after the "
+                             f"saved progress ({catalyst_state.outer} completed), got {open_outer!r}")
 
         super().load_state_dict(state)
         self.catalyst_state = catalyst_state
