@@ -25,7 +25,7 @@ def test_rounds_follow_the_documented_rule():
     assert sampler.dealt == sum(BATCHES)
 
 
-def test_no_round_repeats_a_sample_and_every_epoch_holds_every_sample():
+def test_no_repeats_and_full_epochs():
     sampler = GlobalBatchSampler([torch.arange(23)], seed=9)
 
     dealt = deal(sampler, BATCHES)

@@ -393,7 +393,7 @@ class ElasticState(State):
 
     def sync(self):
         self.method.synchronize()
-        # A worker that joined now holds the job's state: save it, so a failure before the
+        # A worker that joined now has the job's state: save it, so a failure before the
         # next commit rolls back to it rather than to this worker's start.
         self.save()
         if not self._started:
@@ -478,7 +478,7 @@ def wait_for_host_update(state, timeout=60.0, interval=0.2):
 def save_elastic_checkpoint(path, state):
     """Write the driver's state after the current round to the file ``path``, from rank 0 only.
 
-    After a completed round every rank of an elastic job holds the same
+    After a completed round every rank of an elastic job has the same
     state, so one file serves a resume with any number of workers. Call it
     between rounds, e.g. from the :func:`fit_elastic` callback; other ranks
     return at once. The file is written to a temporary name and renamed, so a

@@ -141,7 +141,7 @@ class LocalSGD:
         FloatingPointError: from :meth:`step` or :meth:`average`, on every
             rank, when the averaged parameters contain a NaN or an infinity.
             A local step communicates nothing, so a non-finite gradient on one
-            worker shows up at the next average, where every rank holds the
+            worker shows up at the next average, where every rank has the
             same averaged parameters and raises alike.
 
     Note:
@@ -263,7 +263,7 @@ class LocalSGD:
         self.accounting.record_allreduce(sum(t.numel() * t.element_size() for t in tensors))
         self.accounting.record_round(self._samples_since_average)
         self._samples_since_average = 0
-        # Every rank holds the same average, so every rank takes this branch alike.
+        # Every rank has the same average, so every rank takes this branch alike.
         if not all(bool(torch.isfinite(p).all()) for p in self.params):
             raise FloatingPointError(
                 f"averaging round {self.accounting.rounds} (after local step {self.steps_done}): the averaged "

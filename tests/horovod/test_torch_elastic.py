@@ -85,7 +85,7 @@ def check_against_reference(records):
     return sizes
 
 
-def test_every_epoch_of_the_reference_stream_holds_every_sample_once():
+def test_reference_epochs_contain_each_sample_once():
     dealt = [i for batch in reference_global_batches(SETTINGS["samples"], SETTINGS["seed"], GLOBAL_BATCHES)
              for i in batch]
     length = SETTINGS["samples"]

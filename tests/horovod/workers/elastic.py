@@ -1,7 +1,7 @@
 """Elastic CR-PSGD worker: resized through host discovery, or losing a worker in the middle of a round.
 
 Run as ``elastic.py DIRECTORY MODE`` under ``horovodrun --host-discovery-script``,
-where DIRECTORY holds ``data.pt`` (written by the test) and the ``hosts`` file
+where DIRECTORY contains ``data.pt`` (written by the test) and the ``hosts`` file
 that the discovery script prints. Every rank appends one JSON line per round
 to ``DIRECTORY/rounds-<pid>.jsonl``: the round, its rank and number of
 workers, the data-set indices it processed and, on rank 0, the parameters
@@ -114,10 +114,10 @@ def main(directory, mode):
             print(f"rank {hvd.rank()} stops after saving round {result.round}", flush=True)
             raise SystemExit(0)
         if mode == "resize" and result.round in (GROW_AFTER, SHRINK_AFTER):
-            wanted = 3 if result.round == GROW_AFTER else 2
-            if hvd.size() != wanted:
+            target_size = 3 if result.round == GROW_AFTER else 2
+            if hvd.size() != target_size:
                 if hvd.rank() == 0:
-                    (directory / "hosts").write_text(f"localhost:{wanted}\n")
+                    (directory / "hosts").write_text(f"localhost:{target_size}\n")
                 wait_for_host_update(state)
 
     results = fit_elastic(state, loss_fn, callback=after_round, progress=False)
